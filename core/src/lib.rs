@@ -1,0 +1,29 @@
+//! keystile-core: the parts of keystile that need no web framework.
+//!
+//! Keys and the [`keyring`](keys::Keyring), the [`signed codec`](codec) every
+//! token uses, the injectable [`clock`] and [`random`] sources, the verified
+//! [`identity`](identity::Principal) every layer produces, and the
+//! [`rejection`] conventions every failure follows. Most users depend on the
+//! `keystile` facade instead of this crate.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod api_key;
+pub mod bearer;
+pub mod clock;
+pub mod codec;
+pub mod encoding;
+pub mod identity;
+pub mod keys;
+pub mod mac;
+pub mod random;
+pub mod rejection;
+pub mod scopes;
+pub mod session;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use codec::{CodecError, Purpose, SignedCodec, Verified};
+pub use identity::{AuthMethod, Credential, Principal};
+pub use keys::{KeyError, KeyId, Keyring, SigningKey};
+pub use rejection::{Reason, Rejection};
+pub use scopes::Scopes;
