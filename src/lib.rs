@@ -1,1 +1,50 @@
-//! placeholder
+//! # keystile
+//!
+//! The authentication edge for axum services. Tower layers verify what a
+//! request carries — a one-time handoff link, an API key, a Bearer token, a
+//! session cookie — check that the session behind it is still current, and
+//! hand a verified [`Principal`](identity::Principal) to axum extractors.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use keystile::extract::Principal;
+//!
+//! async fn whoami(Principal(who): Principal) -> String {
+//!     format!("{} ({})", who.subject, who.method())
+//! }
+//!
+//! let app: Router = Router::new().route("/whoami", get(whoami));
+//! // .route_layer(...) one of keystile's auth layers here.
+//! ```
+//!
+//! ## Crate features
+//!
+//! | feature    | adds |
+//! |------------|------|
+//! | `cli`      | the `keystile` command-line tool (default) |
+//! | `redis`    | Redis backends for fleets |
+//! | `postgres` | the PostgreSQL API-key store |
+//! | `jwt`      | JWT bearer verification and token lifecycle |
+//!
+//! In-memory backends need no feature and no server.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use keystile_core::{
+    api_key, bearer, clock, codec, encoding, identity, keys, mac, random, rejection, scopes,
+    session,
+};
+pub use keystile_core::{
+    AuthMethod, Clock, CodecError, Credential, KeyError, KeyId, Keyring, ManualClock, Purpose,
+    Reason, Rejection, Scopes, SharedClock, SignedCodec, SigningKey, SystemClock, Verified,
+};
+
+/// Tower layers (re-exported from `keystile-middleware`).
+pub mod layers {
+    pub use keystile_middleware::*;
+}
+
+/// Axum extractors (re-exported from `keystile-extractors`).
+pub mod extract {
+    pub use keystile_extractors::*;
+}

@@ -1,1 +1,14 @@
-//! placeholder
+//! keystile-extractors: axum extractors for the identities keystile layers
+//! verify.
+//!
+//! Every extractor works as `Option<_>` too. Using one on a route without the
+//! layer it needs is a 500 whose detail names that layer: a programming error,
+//! never a silent 401.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod principal;
+pub mod rejection;
+
+pub use principal::Principal;
+pub use rejection::AuthRejection;

@@ -1,1 +1,47 @@
-fn main(){}
+//! The `keystile` command-line tool.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// keystile: secrets and credentials for the authentication edge.
+#[derive(Debug, Parser)]
+#[command(name = "keystile", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Signing secrets.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Print a fresh 32-byte secret in the form KEYSTILE_SECRET accepts.
+    Generate,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("keystile: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Secret(SecretCommand::Generate) => {
+            let secret = keystile::keys::generate_secret().map_err(|e| e.to_string())?;
+            println!("{}", secret.as_str());
+            Ok(())
+        }
+    }
+}

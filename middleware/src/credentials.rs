@@ -1,0 +1,157 @@
+//! Reading credentials from request headers: the one Authorization parser.
+//!
+//! - `Authorization: Bearer <token>`: the scheme word is case-insensitive
+//!   (RFC 6750 §2.1); the token follows one or more spaces.
+//! - `X-API-Key: <key>` is read only when no Bearer credential is present.
+//! - Empty values count as absent; an `Authorization` header with another
+//!   scheme (e.g. `Basic`) is not a Bearer credential.
+//! - A value that is not visible ASCII, has whitespace inside the token, or a
+//!   header that appears twice, is malformed: never guessed at.
+//!
+//! ```
+//! use http::HeaderMap;
+//! use keystile_middleware::credentials::{api_key, bearer_token};
+//!
+//! let mut headers = HeaderMap::new();
+//! headers.insert("authorization", "bEaReR abc.def".parse().unwrap());
+//! headers.insert("x-api-key", "other".parse().unwrap());
+//! assert_eq!(bearer_token(&headers), Ok(Some("abc.def")));
+//! assert_eq!(api_key(&headers), Ok(Some("abc.def"))); // Authorization wins
+//! ```
+
+use std::fmt;
+
+use http::header::{AUTHORIZATION, HeaderName};
+use http::{HeaderMap, HeaderValue};
+
+/// The `X-API-Key` header.
+pub const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+
+/// A credential header that cannot be read unambiguously.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MalformedHeader;
+
+impl fmt::Display for MalformedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("malformed credential header")
+    }
+}
+
+impl std::error::Error for MalformedHeader {}
+
+/// The Bearer token in `Authorization`, if there is one.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
+    let Some(value) = single(headers, &AUTHORIZATION)? else {
+        return Ok(None);
+    };
+    let value = visible_ascii(value)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() {
+        return Ok(None);
+    }
+    if token.contains([' ', '\t']) {
+        return Err(MalformedHeader);
+    }
+    Ok(Some(token))
+}
+
+/// The API key: the Bearer token if present, else `X-API-Key`.
+pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
+    if let Some(token) = bearer_token(headers)? {
+        return Ok(Some(token));
+    }
+    let Some(value) = single(headers, &X_API_KEY)? else {
+        return Ok(None);
+    };
+    let key = visible_ascii(value)?.trim_matches(' ');
+    if key.is_empty() {
+        return Ok(None);
+    }
+    if key.contains([' ', '\t']) {
+        return Err(MalformedHeader);
+    }
+    Ok(Some(key))
+}
+
+fn single<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a HeaderValue>, MalformedHeader> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(v), None) => Ok(Some(v)),
+        (Some(_), Some(_)) => Err(MalformedHeader),
+    }
+}
+
+fn visible_ascii(value: &HeaderValue) -> Result<&str, MalformedHeader> {
+    let bytes = value.as_bytes();
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t') {
+        // Safe to view as str: every byte is ASCII.
+        std::str::from_utf8(bytes).map_err(|_| MalformedHeader)
+    } else {
+        Err(MalformedHeader)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &[u8])]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            let h = headers(&[("authorization", format!("{scheme} tok").as_bytes())]);
+            assert_eq!(bearer_token(&h), Ok(Some("tok")), "{scheme}");
+        }
+    }
+
+    #[test]
+    fn empty_and_other_schemes_are_absent() {
+        assert_eq!(bearer_token(&HeaderMap::new()), Ok(None));
+        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearer")])), Ok(None));
+        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearer   ")])), Ok(None));
+        assert_eq!(bearer_token(&headers(&[("authorization", b"")])), Ok(None));
+        assert_eq!(bearer_token(&headers(&[("authorization", b"Basic YTpi")])), Ok(None));
+        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearerx tok")])), Ok(None));
+        assert_eq!(api_key(&headers(&[("x-api-key", b"")])), Ok(None));
+    }
+
+    #[test]
+    fn bearer_beats_x_api_key_and_falls_back() {
+        let both = headers(&[("authorization", b"Bearer one"), ("x-api-key", b"two")]);
+        assert_eq!(api_key(&both), Ok(Some("one")));
+        let only_x = headers(&[("x-api-key", b"two")]);
+        assert_eq!(api_key(&only_x), Ok(Some("two")));
+        let basic = headers(&[("authorization", b"Basic YTpi"), ("x-api-key", b"two")]);
+        assert_eq!(api_key(&basic), Ok(Some("two")));
+    }
+
+    #[test]
+    fn ambiguous_or_non_ascii_values_are_malformed() {
+        let twice = headers(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")]);
+        assert_eq!(bearer_token(&twice), Err(MalformedHeader));
+        let inner_space = headers(&[("authorization", b"Bearer a b")]);
+        assert_eq!(bearer_token(&inner_space), Err(MalformedHeader));
+        let high = headers(&[("authorization", b"Bearer \xe2\x82\xac")]);
+        assert_eq!(bearer_token(&high), Err(MalformedHeader));
+        let x_twice = headers(&[("x-api-key", b"a"), ("x-api-key", b"b")]);
+        assert_eq!(api_key(&x_twice), Err(MalformedHeader));
+    }
+}
