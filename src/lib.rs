@@ -31,8 +31,8 @@
 #![deny(missing_docs)]
 
 pub use keystile_core::{
-    api_key, bearer, clock, codec, encoding, identity, keys, mac, random, rejection, scopes,
-    session,
+    api_key, bearer, clock, codec, encoding, identity, keys, mac, random, rejection, replay,
+    scopes, session, store,
 };
 pub use keystile_core::{
     AuthMethod, Clock, CodecError, Credential, KeyError, KeyId, Keyring, ManualClock, Purpose,
