@@ -1,0 +1,652 @@
+//! JWT verification (feature `jwt`): HS256 from the keyring, RS256, ES256
+//! and EdDSA from configured public keys.
+//!
+//! What a [`JwtVerifier`] guarantees:
+//!
+//! - Every token must name its key in the header `kid`; a missing or unknown
+//!   `kid` is refused. Each key is pinned to ONE algorithm, so `alg: none`
+//!   (not even parsed), HS256 presented against an RSA key (the classic
+//!   confusion attack), or RS256 against an HMAC key are refused before any
+//!   signature math.
+//! - HS256 keys come from the [`Keyring`]: the `kid` is the key's
+//!   [`KeyId`](crate::keys::KeyId), fallback keys verify, so rotation never
+//!   logs anybody out early. The HMAC secret is derived from the keyring key
+//!   and the label `keystile/jwt-hs256` (HMAC-SHA256(key,
+//!   `"keystile.v1\0keystile/jwt-hs256\0"`)), so a JWT can never be mistaken
+//!   for any other keystile artifact under the same secret. Secrets shared
+//!   with an external HS256 issuer are added as they are with
+//!   [`JwtVerifierBuilder::hs256_secret`].
+//! - Issuer and audience are enforced whenever configured: a token WITHOUT
+//!   `iss`/`aud` is refused then too (jsonwebtoken only checks claims that are
+//!   present unless they are also marked required — keystile marks them).
+//!   With no audience configured, a token that carries `aud` is refused, as
+//!   RFC 7519 §4.1.3 asks.
+//! - `exp` is required. `exp` and `nbf` are checked against the injected
+//!   [`Clock`](crate::clock::Clock), with a leeway (default 30 s): keystile
+//!   turns off jsonwebtoken's own time checks because they read the system
+//!   clock, which tests cannot move and deployments cannot pin.
+//! - Tokens longer than 8 KiB are refused before any decoding; a `crit`
+//!   header (an extension keystile does not implement) is refused.
+//! - A token whose payload says `"typ": "refresh"` is never a bearer
+//!   credential (see [`TokenLifecycle`](crate::bearer::TokenLifecycle)).
+//!
+//! ```
+//! use std::time::Duration;
+//! use keystile_core::bearer::jwt::sign_hs256;
+//! use keystile_core::bearer::JwtVerifier;
+//! use keystile_core::clock::ManualClock;
+//! use keystile_core::keys::Keyring;
+//!
+//! let keyring = Keyring::generate().unwrap();
+//! let clock = ManualClock::at_unix(1_700_000_000);
+//! let verifier = JwtVerifier::builder()
+//!     .keyring(&keyring)
+//!     .issuer("https://idp.example.test")
+//!     .audience("reports-api")
+//!     .clock(clock.shared())
+//!     .build()
+//!     .unwrap();
+//!
+//! // A token the verifier accepts, minted with the same keyring.
+//! let serde_json::Value::Object(payload) = serde_json::json!({
+//!     "sub": "alice", "iss": "https://idp.example.test", "aud": "reports-api",
+//!     "exp": 1_700_000_300, "scope": "reports:read"
+//! }) else { unreachable!() };
+//! let token = sign_hs256(&keyring, &payload).unwrap();
+//! let claims = verifier.verify_token(&token).unwrap();
+//! assert_eq!(claims.subject, "alice");
+//! assert!(claims.scopes.allows("reports:read"));
+//!
+//! clock.advance(Duration::from_secs(300 + 30)); // past exp + leeway
+//! assert!(verifier.verify_token(&token).is_err());
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::bearer::{Claims, TokenError, TokenVerifier};
+use crate::clock::{SharedClock, SystemClock};
+use crate::keys::{Keyring, MIN_KEY_LEN, SigningKey};
+use crate::mac::{MacKey, TAG_LEN};
+
+/// Default clock-skew allowance on `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+/// Default cap on a token's length, checked before any decoding.
+pub const DEFAULT_MAX_JWT_LEN: usize = 8192;
+/// Longest `kid` accepted in configuration.
+const MAX_KID_LEN: usize = 256;
+
+/// The label the HS256 secret of a keyring key is derived with.
+const HS256_LABEL: &[u8] = b"keystile.v1\0keystile/jwt-hs256\0";
+
+/// A public-key signature algorithm a verifier key is pinned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum JwtAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    fn algorithm(self) -> Algorithm {
+        match self {
+            Self::RS256 => Algorithm::RS256,
+            Self::ES256 => Algorithm::ES256,
+            Self::EdDSA => Algorithm::EdDSA,
+        }
+    }
+}
+
+/// Why a verifier could not be configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwtConfigError {
+    /// The verifier has no key at all.
+    #[error("a JWT verifier needs at least one key")]
+    NoKeys,
+    /// Two keys share a `kid`.
+    #[error("two keys share the kid {0:?}")]
+    DuplicateKeyId(String),
+    /// A `kid` is empty, longer than 256 bytes or not visible ASCII.
+    #[error("kid must be 1-256 visible ASCII characters")]
+    InvalidKeyId,
+    /// A shared HS256 secret is shorter than 32 bytes.
+    #[error("HS256 secrets must be at least {MIN_KEY_LEN} bytes")]
+    ShortSecret,
+    /// A PEM or JWK could not be read as a key for its algorithm.
+    #[error("invalid {0} key")]
+    InvalidKey(&'static str),
+    /// A JWK is of a kind keystile does not verify with (octet keys, P-384,
+    /// a missing `kid`, an algorithm other than RS256/ES256/EdDSA).
+    #[error("unsupported JWK: {0}")]
+    UnsupportedJwk(&'static str),
+}
+
+struct VerifyKey {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+struct Inner {
+    keys: HashMap<String, VerifyKey>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: u64,
+    clock: SharedClock,
+    max_len: usize,
+}
+
+/// Verifies JWTs; see the [module docs](self). Cloning is cheap.
+#[derive(Clone)]
+pub struct JwtVerifier {
+    inner: Arc<Inner>,
+}
+
+/// Configures a [`JwtVerifier`].
+#[must_use]
+pub struct JwtVerifierBuilder {
+    keys: Vec<(String, DecodingKey, Algorithm)>,
+    issuers: Vec<String>,
+    audiences: Vec<String>,
+    leeway: Duration,
+    clock: SharedClock,
+    max_len: usize,
+}
+
+/// Which `typ` claim a verification accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TypeRule {
+    /// Anything but a refresh token.
+    NotRefresh,
+    /// Exactly this `typ`.
+    Exactly(&'static str),
+    /// Any token (for revocation, which may target either kind).
+    Any,
+}
+
+/// The `typ` claim of lifecycle refresh tokens.
+pub(crate) const REFRESH_TYP: &str = "refresh";
+
+impl JwtVerifier {
+    /// Starts a configuration: no keys, no issuer or audience, 30 s leeway,
+    /// system clock, 8 KiB cap.
+    pub fn builder() -> JwtVerifierBuilder {
+        JwtVerifierBuilder {
+            keys: Vec::new(),
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: DEFAULT_LEEWAY,
+            clock: SystemClock::shared(),
+            max_len: DEFAULT_MAX_JWT_LEN,
+        }
+    }
+
+    /// Verifies `token` synchronously (no revocation list is consulted: a
+    /// `JwtVerifier` holds none).
+    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_as(token, TypeRule::NotRefresh)
+    }
+
+    pub(crate) fn verify_as(&self, token: &str, rule: TypeRule) -> Result<Claims, TokenError> {
+        let inner = &*self.inner;
+        if token.len() > inner.max_len {
+            return Err(TokenError::Malformed("token too long"));
+        }
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| TokenError::Malformed("header is not a supported JWS header"))?;
+        if header.crit.is_some() {
+            return Err(TokenError::Malformed("unsupported critical header"));
+        }
+        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+        let key = inner.keys.get(kid).ok_or(TokenError::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
+            .map_err(|e| map_error(e.kind()))?;
+        let mut payload = data.claims;
+
+        let now = inner.clock.unix_seconds();
+        let exp = payload
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or(TokenError::Malformed("exp is missing or not an integer"))?;
+        if now >= exp.saturating_add(inner.leeway) {
+            return Err(TokenError::Expired);
+        }
+        match payload.get("nbf") {
+            None => {}
+            Some(nbf) => {
+                let nbf = nbf
+                    .as_u64()
+                    .ok_or(TokenError::Malformed("nbf is not an integer"))?;
+                if nbf > now.saturating_add(inner.leeway) {
+                    return Err(TokenError::NotYetValid);
+                }
+            }
+        }
+        let typ = match payload.get("typ") {
+            None => None,
+            Some(Value::String(t)) => Some(t.as_str()),
+            Some(_) => return Err(TokenError::Malformed("typ is not a string")),
+        };
+        match (rule, typ) {
+            (TypeRule::Any, _) => {}
+            (TypeRule::NotRefresh, Some(REFRESH_TYP)) => {
+                return Err(TokenError::Invalid(
+                    "a refresh token is not an access token",
+                ));
+            }
+            (TypeRule::NotRefresh, _) => {}
+            (TypeRule::Exactly(want), Some(got)) if want == got => {}
+            (TypeRule::Exactly(_), _) => {
+                return Err(TokenError::Invalid("the token is of the wrong type"));
+            }
+        }
+        // Lifecycle tokens keep `typ` to themselves; other issuers' `typ`
+        // claims stay visible in `extra`.
+        if rule != TypeRule::NotRefresh {
+            payload.remove("typ");
+        }
+        Claims::from_map(payload)
+            .map_err(|_| TokenError::Malformed("a registered claim has the wrong type"))
+    }
+
+    pub(crate) fn leeway_secs(&self) -> u64 {
+        self.inner.leeway
+    }
+
+    /// The configured issuers.
+    pub fn issuers(&self) -> &[String] {
+        &self.inner.issuers
+    }
+
+    /// The configured audiences.
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+}
+
+fn map_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm => TokenError::WrongAlgorithm,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "aud" => TokenError::WrongAudience,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(claim) if claim == "iss" => TokenError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(_) | ErrorKind::InvalidClaimFormat(_) => {
+            TokenError::Malformed("a required claim is missing or not an integer")
+        }
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::Base64(_)
+        | ErrorKind::Json(_)
+        | ErrorKind::Utf8(_)
+        | ErrorKind::InvalidToken => TokenError::Malformed("not a compact JWS with a JSON payload"),
+        // Key-shape errors at verification time mean the signature bytes do
+        // not fit the key (e.g. a truncated ECDSA signature).
+        _ => TokenError::BadSignature,
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_token(token)
+    }
+}
+
+impl fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut kids: Vec<_> = self.inner.keys.keys().collect();
+        kids.sort();
+        f.debug_struct("JwtVerifier")
+            .field("kids", &kids)
+            .field("issuers", &self.inner.issuers)
+            .field("audiences", &self.inner.audiences)
+            .field("leeway", &self.inner.leeway)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtVerifierBuilder {
+    /// Verifies HS256 tokens signed by any key of `keyring` (primary or
+    /// fallback), each under its key id.
+    pub fn keyring(mut self, keyring: &Keyring) -> Self {
+        for key in keyring.keys() {
+            let secret = derived_hs256_secret(key);
+            self.keys.push((
+                key.id().as_str().to_owned(),
+                DecodingKey::from_secret(secret.as_ref()),
+                Algorithm::HS256,
+            ));
+        }
+        self
+    }
+
+    /// Verifies HS256 tokens whose header names `kid`, with a secret shared
+    /// with an external issuer (used as is, at least 32 bytes).
+    pub fn hs256_secret(mut self, kid: &str, secret: &[u8]) -> Result<Self, JwtConfigError> {
+        check_kid(kid)?;
+        if secret.len() < MIN_KEY_LEN {
+            return Err(JwtConfigError::ShortSecret);
+        }
+        self.keys.push((
+            kid.to_owned(),
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+        ));
+        Ok(self)
+    }
+
+    /// Verifies `algorithm` tokens whose header names `kid` with a PEM
+    /// public key (`-----BEGIN PUBLIC KEY-----`; PKCS#1 RSA keys too).
+    pub fn public_key_pem(
+        mut self,
+        kid: &str,
+        algorithm: JwtAlgorithm,
+        pem: &[u8],
+    ) -> Result<Self, JwtConfigError> {
+        check_kid(kid)?;
+        let key = match algorithm {
+            JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(pem),
+            JwtAlgorithm::ES256 => DecodingKey::from_ec_pem(pem),
+            JwtAlgorithm::EdDSA => DecodingKey::from_ed_pem(pem),
+        }
+        .map_err(|_| JwtConfigError::InvalidKey(algorithm_name(algorithm)))?;
+        self.keys.push((kid.to_owned(), key, algorithm.algorithm()));
+        Ok(self)
+    }
+
+    /// Adds one public JWK (RFC 7517) as JSON. It must carry a `kid`; its
+    /// algorithm comes from `alg` when present, else from the key type
+    /// (RSA → RS256, EC P-256 → ES256, OKP Ed25519 → EdDSA).
+    pub fn jwk(self, json: &str) -> Result<Self, JwtConfigError> {
+        let jwk: Jwk =
+            serde_json::from_str(json).map_err(|_| JwtConfigError::UnsupportedJwk("not a JWK"))?;
+        self.add_jwk(&jwk)
+    }
+
+    /// Adds every key of a JWK Set document (`{"keys": [...]}`), e.g. an
+    /// identity provider's `jwks_uri` answer fetched at start-up.
+    pub fn jwk_set(mut self, json: &str) -> Result<Self, JwtConfigError> {
+        let set: JwkSet = serde_json::from_str(json)
+            .map_err(|_| JwtConfigError::UnsupportedJwk("not a JWK Set"))?;
+        for jwk in &set.keys {
+            self = self.add_jwk(jwk)?;
+        }
+        Ok(self)
+    }
+
+    fn add_jwk(mut self, jwk: &Jwk) -> Result<Self, JwtConfigError> {
+        let kid = jwk
+            .common
+            .key_id
+            .as_deref()
+            .ok_or(JwtConfigError::UnsupportedJwk("no kid"))?;
+        check_kid(kid)?;
+        let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
+            (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => JwtAlgorithm::RS256,
+            (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+                if p.curve == EllipticCurve::P256 =>
+            {
+                JwtAlgorithm::ES256
+            }
+            (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
+                if p.curve == EllipticCurve::Ed25519 =>
+            {
+                JwtAlgorithm::EdDSA
+            }
+            (AlgorithmParameters::OctetKey(_), _) => {
+                return Err(JwtConfigError::UnsupportedJwk(
+                    "symmetric keys belong in the keyring or hs256_secret",
+                ));
+            }
+            _ => {
+                return Err(JwtConfigError::UnsupportedJwk(
+                    "only RS256, ES256 (P-256) and EdDSA (Ed25519) keys are supported",
+                ));
+            }
+        };
+        let key = DecodingKey::from_jwk(jwk)
+            .map_err(|_| JwtConfigError::InvalidKey(algorithm_name(algorithm)))?;
+        self.keys.push((kid.to_owned(), key, algorithm.algorithm()));
+        Ok(self)
+    }
+
+    /// Accepts only tokens whose `iss` is `issuer` (call again to accept
+    /// several). Tokens without `iss` are then refused.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts only tokens whose `aud` names `audience` (call again to
+    /// accept several). Tokens without `aud` are then refused.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Tolerates this much clock skew on `exp` and `nbf` (whole seconds;
+    /// default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Reads time from `clock`.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Refuses tokens longer than `max_len` bytes before decoding them.
+    pub fn max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len;
+        self
+    }
+
+    /// The verifier; fails without keys or with two keys sharing a `kid`.
+    pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
+        if self.keys.is_empty() {
+            return Err(JwtConfigError::NoKeys);
+        }
+        let mut keys = HashMap::with_capacity(self.keys.len());
+        for (kid, key, algorithm) in self.keys {
+            let validation = validation(algorithm, &self.issuers, &self.audiences);
+            if keys.contains_key(&kid) {
+                return Err(JwtConfigError::DuplicateKeyId(kid));
+            }
+            keys.insert(kid, VerifyKey { key, validation });
+        }
+        Ok(JwtVerifier {
+            inner: Arc::new(Inner {
+                keys,
+                issuers: self.issuers,
+                audiences: self.audiences,
+                leeway: self.leeway.as_secs(),
+                clock: self.clock,
+                max_len: self.max_len,
+            }),
+        })
+    }
+}
+
+/// jsonwebtoken's checks for one key: its single algorithm, issuer and
+/// audience REQUIRED when configured (jsonwebtoken#493), time checks off
+/// (done against the injected clock instead).
+fn validation(algorithm: Algorithm, issuers: &[String], audiences: &[String]) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    let mut required = vec!["exp"];
+    if !issuers.is_empty() {
+        validation.set_issuer(issuers);
+        required.push("iss");
+    }
+    if !audiences.is_empty() {
+        validation.set_audience(audiences);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
+fn check_kid(kid: &str) -> Result<(), JwtConfigError> {
+    let ok = !kid.is_empty()
+        && kid.len() <= MAX_KID_LEN
+        && kid.bytes().all(|b| (0x21..0x7f).contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(JwtConfigError::InvalidKeyId)
+    }
+}
+
+fn algorithm_name(algorithm: JwtAlgorithm) -> &'static str {
+    match algorithm {
+        JwtAlgorithm::RS256 => "RS256",
+        JwtAlgorithm::ES256 => "ES256",
+        JwtAlgorithm::EdDSA => "EdDSA",
+    }
+}
+
+/// The HS256 secret of a keyring key: HMAC-SHA256(key, label).
+fn derived_hs256_secret(key: &SigningKey) -> Zeroizing<[u8; TAG_LEN]> {
+    Zeroizing::new(MacKey::new(key.bytes()).compute(HS256_LABEL))
+}
+
+/// The HS256 signing key (and its `kid`) of `key`.
+pub(crate) fn hs256_encoding_key(key: &SigningKey) -> EncodingKey {
+    EncodingKey::from_secret(derived_hs256_secret(key).as_ref())
+}
+
+/// Signing failed: the claims could not be serialized or signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the token could not be signed")]
+pub struct JwtSignError;
+
+/// Signs `claims` exactly as given, as HS256 under the keyring's primary key
+/// (header `kid` = its key id) — what a [`JwtVerifier`] built with
+/// [`JwtVerifierBuilder::keyring`] accepts.
+///
+/// For tests and mock identity providers that need hand-made payloads.
+/// Services issuing real tokens use
+/// [`TokenLifecycle`](crate::bearer::TokenLifecycle), which adds `exp`,
+/// `iat`, `jti` and `typ` and refuses reserved custom claims.
+pub fn sign_hs256(keyring: &Keyring, claims: &Map<String, Value>) -> Result<String, JwtSignError> {
+    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
+    header.kid = Some(keyring.primary().id().as_str().to_owned());
+    jsonwebtoken::encode(&header, claims, &hs256_encoding_key(keyring.primary()))
+        .map_err(|_| JwtSignError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use serde_json::json;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn ring(byte: u8) -> Keyring {
+        Keyring::new(SigningKey::from_bytes(&[byte; 32]).unwrap())
+    }
+
+    fn sign(keyring: &Keyring, claims: Value) -> String {
+        match claims {
+            Value::Object(map) => sign_hs256(keyring, &map).unwrap(),
+            _ => unreachable!(),
+        }
+    }
+
+    fn verifier(keyring: &Keyring, clock: &ManualClock) -> JwtVerifier {
+        JwtVerifier::builder()
+            .keyring(keyring)
+            .clock(clock.shared())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn hs256_round_trip_with_injected_clock() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let token = sign(&keyring, json!({"sub": "u", "exp": T0 + 60, "sv": 2}));
+        let claims = verifier(&keyring, &clock).verify_token(&token).unwrap();
+        assert_eq!(claims.session_version, Some(2));
+        clock.advance(Duration::from_secs(89));
+        assert!(
+            verifier(&keyring, &clock).verify_token(&token).is_ok(),
+            "inside leeway"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert!(matches!(
+            verifier(&keyring, &clock).verify_token(&token),
+            Err(TokenError::Expired)
+        ));
+    }
+
+    #[test]
+    fn derived_secret_is_not_the_raw_key() {
+        let keyring = ring(1);
+        let raw = jsonwebtoken::encode(
+            &jsonwebtoken::Header {
+                kid: Some(keyring.primary().id().to_string()),
+                ..jsonwebtoken::Header::new(Algorithm::HS256)
+            },
+            &json!({"sub": "u", "exp": T0 + 60}),
+            &EncodingKey::from_secret(&[1; 32]),
+        )
+        .unwrap();
+        let clock = ManualClock::at_unix(T0);
+        assert!(matches!(
+            verifier(&keyring, &clock).verify_token(&raw),
+            Err(TokenError::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn configuration_errors_are_reported_at_build() {
+        assert_eq!(
+            JwtVerifier::builder().build().unwrap_err(),
+            JwtConfigError::NoKeys
+        );
+        let err = JwtVerifier::builder()
+            .hs256_secret("k", &[0; 16])
+            .err()
+            .unwrap();
+        assert_eq!(err, JwtConfigError::ShortSecret);
+        let err = JwtVerifier::builder()
+            .hs256_secret("k", &[0; 32])
+            .and_then(|b| b.hs256_secret("k", &[1; 32]))
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert_eq!(err, JwtConfigError::DuplicateKeyId("k".into()));
+        assert!(
+            JwtVerifier::builder()
+                .public_key_pem("k", JwtAlgorithm::RS256, b"junk")
+                .is_err()
+        );
+        assert!(JwtVerifier::builder().hs256_secret("", &[0; 32]).is_err());
+        assert!(
+            JwtVerifier::builder()
+                .jwk(r#"{"kty":"oct","k":"AAAA","kid":"x"}"#)
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! The Redis revocation list: one list shared by a fleet.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use super::RevocationList;
+use crate::clock::{SharedClock, SystemClock};
+use crate::store::StoreError;
+
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "keystile:revoked:";
+/// Default time a single Redis command may take before the call fails.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A revocation list in Redis, shared by every process using the same
+/// server and prefix.
+///
+/// `revoke` is one `SET {prefix}{jti} 1 NX EXAT {exp}`: the entry expires
+/// with the token, atomically, with no separate `EXPIRE` that a crash could
+/// skip. `is_revoked` is one `EXISTS`. Commands that fail or exceed the
+/// timeout return [`StoreError`], which layers turn into 503.
+///
+/// ```no_run
+/// use keystile_core::bearer::{RedisRevocationList, RevocationList};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let list = RedisRevocationList::connect("redis://127.0.0.1:6379").await?;
+/// list.revoke("jti-1", 4_102_444_800).await?;
+/// assert!(list.is_revoked("jti-1").await?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RedisRevocationList {
+    connection: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+    clock: SharedClock,
+}
+
+impl RedisRevocationList {
+    /// Connects to `url` with the default prefix and timeout.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(StoreError::backend)?;
+        let connection = tokio::time::timeout(DEFAULT_TIMEOUT, ConnectionManager::new(client))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(StoreError::backend)?;
+        Ok(Self::new(connection))
+    }
+
+    /// A list over an existing connection.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            clock: SystemClock::shared(),
+        }
+    }
+
+    /// Stores entries under `prefix` (e.g. one per application).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Fails a command that takes longer than `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Reads time from `clock` (only to skip revoking already-expired tokens;
+    /// Redis expires entries on its own clock).
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let mut connection = self.connection.clone();
+        tokio::time::timeout(self.timeout, cmd.query_async(&mut connection))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(StoreError::backend)
+    }
+}
+
+impl fmt::Debug for RedisRevocationList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisRevocationList")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl RevocationList for RedisRevocationList {
+    async fn revoke(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
+        if expires_at <= self.clock.unix_seconds() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{}{token_id}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(expires_at);
+        // `NX` answers nil when the id was already revoked: still success.
+        self.run::<Option<String>>(cmd).await.map(|_| ())
+    }
+
+    async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("EXISTS");
+        cmd.arg(format!("{}{token_id}", self.prefix));
+        self.run::<u64>(cmd).await.map(|n| n > 0)
+    }
+}
