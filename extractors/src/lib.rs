@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bearer;
 pub mod principal;
 pub mod rejection;
 
+pub use bearer::{Bearer, Claims};
 pub use principal::Principal;
 pub use rejection::AuthRejection;

@@ -8,6 +8,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod bearer;
 pub mod credentials;
 pub mod layers_seen;
 pub mod response;
+
+pub use bearer::BearerLayer;

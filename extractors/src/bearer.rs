@@ -1,0 +1,215 @@
+//! The [`Claims`] and [`Bearer`] extractors: what `BearerLayer` verified.
+//!
+//! - `Claims` yields the verified claims (subject, `sv`, scopes, custom
+//!   claims); `Bearer` yields the whole [`BearerToken`] — claims plus the raw
+//!   token, for calling the issuer on the caller's behalf.
+//! - As `Option<_>` they are `None` when `BearerLayer` ran in optional mode
+//!   and found no credentials (or another auth layer authenticated the
+//!   request); as plain extractors that case is a 401 with a Bearer
+//!   challenge-free problem body.
+//! - On a route without `BearerLayer` both are a 500 whose detail names
+//!   `BearerLayer`: a programming error, never a silent 401.
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use keystile_core::bearer::{Claims as TokenClaims, TokenError};
+//! use keystile_extractors::{Bearer, Claims};
+//! use keystile_middleware::bearer::BearerLayer;
+//!
+//! async fn me(Claims(claims): Claims) -> String {
+//!     format!("{} (sv {:?})", claims.subject, claims.session_version)
+//! }
+//!
+//! async fn raw_len(token: Option<Bearer>) -> String {
+//!     token.map_or(0, |t| t.token().len()).to_string()
+//! }
+//!
+//! let verifier = |token: String| async move {
+//!     if token == "t0ken" {
+//!         Ok(TokenClaims { subject: "alice".into(), ..TokenClaims::default() })
+//!     } else {
+//!         Err(TokenError::BadSignature)
+//!     }
+//! };
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/len", get(raw_len))
+//!     .route_layer(BearerLayer::new(verifier).optional());
+//! ```
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use http::request::Parts;
+use keystile_core::bearer::{self, BearerToken};
+use keystile_core::identity::Principal;
+use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
+
+use crate::rejection::AuthRejection;
+
+/// The verified bearer token (claims and raw token) of the request.
+#[derive(Debug, Clone)]
+pub struct Bearer(pub Arc<BearerToken>);
+
+impl Deref for Bearer {
+    type Target = BearerToken;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The verified claims of the request's bearer token.
+#[derive(Debug, Clone)]
+pub struct Claims(pub bearer::Claims);
+
+impl Deref for Claims {
+    type Target = bearer::Claims;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The bearer token `BearerLayer` verified; `Ok(None)` when it ran and found
+/// none; the 500 when it did not run.
+fn verified(
+    parts: &Parts,
+    extractor: &'static str,
+) -> Result<Option<Arc<BearerToken>>, AuthRejection> {
+    if let Some(token) = parts.extensions.get::<Principal>().and_then(|p| p.bearer()) {
+        return Ok(Some(Arc::clone(token)));
+    }
+    if LayersSeen::ran(&parts.extensions, AuthLayer::Bearer) {
+        Ok(None)
+    } else {
+        Err(AuthRejection::missing(extractor, AuthLayer::Bearer))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        verified(parts, "Bearer")?
+            .map(Self)
+            .ok_or_else(|| AuthRejection::unauthenticated("Bearer"))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(verified(parts, "Bearer")?.map(Self))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Claims {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        verified(parts, "Claims")?
+            .map(|t| Self(t.claims.clone()))
+            .ok_or_else(|| AuthRejection::unauthenticated("Claims"))
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(verified(parts, "Claims")?.map(|t| Self(t.claims.clone())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use http::header::AUTHORIZATION;
+    use http::{Request, StatusCode};
+    use http_body_util::BodyExt;
+    use keystile_core::bearer::TokenError;
+    use keystile_middleware::bearer::BearerLayer;
+    use tower::ServiceExt;
+
+    async fn verify(token: String) -> Result<bearer::Claims, TokenError> {
+        if token == "good" {
+            Ok(bearer::Claims {
+                subject: "alice".into(),
+                ..bearer::Claims::default()
+            })
+        } else {
+            Err(TokenError::BadSignature)
+        }
+    }
+
+    async fn required(Claims(c): Claims) -> String {
+        c.subject
+    }
+
+    async fn optional(c: Option<Claims>) -> String {
+        c.map_or_else(|| "nobody".into(), |c| c.0.subject)
+    }
+
+    async fn raw(Bearer(t): Bearer) -> String {
+        t.token().to_owned()
+    }
+
+    fn routes() -> Router {
+        Router::new()
+            .route("/required", get(required))
+            .route("/optional", get(optional))
+            .route("/raw", get(raw))
+    }
+
+    async fn get_text(app: Router, path: &str, auth: Option<&str>) -> (StatusCode, String) {
+        let mut req = Request::get(path);
+        if let Some(auth) = auth {
+            req = req.header(AUTHORIZATION, auth);
+        }
+        let res = app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+        let status = res.status();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn extractors_read_what_the_layer_verified() {
+        let app = routes().route_layer(BearerLayer::new(verify).optional());
+        assert_eq!(
+            get_text(app.clone(), "/required", Some("Bearer good"))
+                .await
+                .1,
+            "alice"
+        );
+        assert_eq!(
+            get_text(app.clone(), "/raw", Some("Bearer good")).await.1,
+            "good"
+        );
+        assert_eq!(get_text(app.clone(), "/optional", None).await.1, "nobody");
+        assert_eq!(
+            get_text(app, "/required", None).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[tokio::test]
+    async fn without_bearer_layer_is_500_naming_it() {
+        for path in ["/required", "/optional", "/raw"] {
+            let (status, body) = get_text(routes(), path, Some("Bearer good")).await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            assert!(body.contains("BearerLayer"), "{body}");
+        }
+    }
+}
