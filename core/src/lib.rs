@@ -16,6 +16,7 @@ pub mod encoding;
 pub mod identity;
 pub mod keys;
 pub mod mac;
+pub mod one_time;
 pub mod random;
 pub mod rejection;
 pub mod replay;
