@@ -604,17 +604,19 @@ impl ThrowawayRedis {
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed for this test");
+        // Owned from here on, so every exit path (panic included) reaps it.
+        let server = Self {
+            child,
+            port,
+            _dir: TempDir(dir),
+        };
         // Bounded wait for the server to accept connections.
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Self {
-                    child,
-                    port,
-                    _dir: TempDir(dir),
-                };
+                return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

@@ -1,6 +1,6 @@
 //! `BearerLayer`: verify `Authorization: Bearer <token>` with any
 //! [`TokenVerifier`] and insert the verified
-//! [`Principal`](keystile_core::Principal).
+//! [`Principal`].
 //!
 //! What users rely on:
 //!

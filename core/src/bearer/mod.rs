@@ -37,8 +37,8 @@ mod claims;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "jwt")]
-mod lifecycle;
-mod revocation;
+pub mod lifecycle;
+pub mod revocation;
 mod verifier;
 
 pub use claims::{BearerToken, Claims, ClaimsError};
