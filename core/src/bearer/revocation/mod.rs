@@ -36,7 +36,10 @@ mod redis;
 
 pub use memory::{DEFAULT_REVOCATION_CAPACITY, MemoryRevocationList};
 #[cfg(feature = "redis")]
-pub use redis::RedisRevocationList;
+pub use redis::{
+    DEFAULT_PREFIX as DEFAULT_REDIS_PREFIX, DEFAULT_TIMEOUT as DEFAULT_REDIS_TIMEOUT,
+    RedisRevocationList,
+};
 
 /// Token ids that must be refused until they expire.
 ///
