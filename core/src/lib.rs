@@ -9,16 +9,19 @@
 #![deny(missing_docs)]
 
 pub mod api_key;
+pub mod audience;
 pub mod bearer;
 pub mod clock;
 pub mod codec;
+pub mod dns;
 pub mod encoding;
+pub mod handoff;
 pub mod identity;
 pub mod keys;
 pub mod mac;
 pub mod random;
-pub mod replay;
 pub mod rejection;
+pub mod replay;
 pub mod scopes;
 pub mod session;
 pub mod store;
