@@ -9,6 +9,8 @@
 
 pub mod principal;
 pub mod rejection;
+pub mod session;
 
 pub use principal::Principal;
 pub use rejection::AuthRejection;
+pub use session::Session;

@@ -64,6 +64,14 @@ impl LandingPath {
     }
 }
 
+impl std::str::FromStr for LandingPath {
+    type Err = NotSameOrigin;
+
+    fn from_str(path: &str) -> Result<Self, Self::Err> {
+        Self::parse(path)
+    }
+}
+
 impl fmt::Display for LandingPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
