@@ -137,7 +137,7 @@ fn impersonate(issuer: &HandoffIssuer, port: u16, tenant: &str) -> Response {
             issuer.redirect_url(&origin, &handoff)
         },
     );
-    let Ok(Ok(location)) = url.map(|url| HeaderValue::try_from(url)) else {
+    let Ok(Ok(location)) = url.map(HeaderValue::try_from) else {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             "could not mint a handoff",

@@ -1,7 +1,7 @@
 //! The [`Session`] extractor: the session cookie `SessionLayer` verified.
 //!
 //! `Session` derefs to the verified
-//! [`SessionClaims`](keystile_core::session::SessionClaims): subject,
+//! [`keystile_core::session::SessionClaims`]: subject,
 //! actor (set when an operator is impersonating), tenant, session version
 //! and expiry.
 //!

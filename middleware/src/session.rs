@@ -5,7 +5,7 @@
 //! over https), verifies its signature and expiry, and checks that it was
 //! issued for the tenant this request is for ([`TenantResolver`]) — a
 //! cookie copied from `acme` to `globex` is refused. On success it inserts
-//! a [`Principal`](keystile_core::Principal) (method `session`, with
+//! a [`Principal`] (method `session`, with
 //! subject, actor and tenant) for the `Session` and `Principal`
 //! extractors.
 //!
