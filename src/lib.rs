@@ -35,8 +35,8 @@ pub use keystile_core::{
     Reason, Rejection, Scopes, SharedClock, SignedCodec, SigningKey, SystemClock, Verified,
 };
 pub use keystile_core::{
-    api_key, bearer, clock, codec, encoding, identity, keys, mac, one_time, random, rejection,
-    replay, scopes, session, store,
+    api_key, audience, bearer, clock, codec, dns, encoding, handoff, identity, keys, mac, one_time,
+    random, rejection, replay, scopes, session, store,
 };
 
 /// Tower layers (re-exported from `keystile-middleware`).

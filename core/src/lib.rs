@@ -9,10 +9,13 @@
 #![deny(missing_docs)]
 
 pub mod api_key;
+pub mod audience;
 pub mod bearer;
 pub mod clock;
 pub mod codec;
+pub mod dns;
 pub mod encoding;
+pub mod handoff;
 pub mod identity;
 pub mod keys;
 pub mod mac;

@@ -10,7 +10,9 @@
 pub mod bearer;
 pub mod principal;
 pub mod rejection;
+pub mod session;
 
 pub use bearer::{Bearer, Claims};
 pub use principal::Principal;
 pub use rejection::AuthRejection;
+pub use session::Session;

@@ -10,7 +10,15 @@
 
 pub mod bearer;
 pub mod credentials;
+pub mod handoff;
 pub mod layers_seen;
 pub mod response;
+pub mod session;
+pub mod session_cookie;
+pub mod tenant;
 
 pub use bearer::BearerLayer;
+pub use handoff::HandoffLayer;
+pub use session::SessionLayer;
+pub use session_cookie::SessionCookie;
+pub use tenant::{HostTenant, TenantResolver};

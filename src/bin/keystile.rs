@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "keystile/handoff.rs"]
+mod handoff;
+
 /// keystile: secrets and credentials for the authentication edge.
 #[derive(Debug, Parser)]
 #[command(name = "keystile", version, about)]
@@ -17,6 +20,9 @@ enum Command {
     /// Signing secrets.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Single-use handoff links to a tenant.
+    #[command(subcommand)]
+    Handoff(handoff::HandoffCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,5 +49,6 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", secret.as_str());
             Ok(())
         }
+        Command::Handoff(command) => handoff::run(command),
     }
 }

@@ -3,11 +3,45 @@
 //! A [`ReplayStore`] records an id (a handoff token's or refresh token's
 //! `jti`) until the token it belongs to expires. Recording is atomic: of any
 //! number of concurrent calls for one id, across every process sharing the
-//! store, exactly one gets [`Redemption::First`].
+//! store, exactly one gets [`Redemption::First`]. Errors are backend
+//! failures only, and callers treat them as "not redeemed" (503): a store
+//! that cannot answer never admits a token.
+//!
+//! Two implementations ship: [`MemoryReplayStore`] (bounded, one process)
+//! and, with feature `redis`, `RedisReplayStore` (one atomic
+//! `SET key 1 NX EXAT` per redemption, shared by a fleet).
+//!
+//! Implementing the trait for another backend:
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use keystile_core::replay::{Redemption, ReplayStore};
+//! use keystile_core::store::StoreError;
+//!
+//! /// Refuses everything: a store that is always down.
+//! struct Down;
+//!
+//! #[async_trait]
+//! impl ReplayStore for Down {
+//!     async fn redeem(&self, _id: &str, _expires_at: u64) -> Result<Redemption, StoreError> {
+//!         Err(StoreError::message("backend unreachable"))
+//!     }
+//! }
+//! ```
+
+mod memory;
+#[cfg(feature = "redis")]
+mod redis;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::store::StoreError;
+
+#[cfg(feature = "redis")]
+pub use self::redis::{DEFAULT_REDIS_REPLAY_PREFIX, DEFAULT_REDIS_TIMEOUT, RedisReplayStore};
+pub use memory::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore};
 
 /// The outcome of recording a single-use id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,4 +58,14 @@ pub trait ReplayStore: Send + Sync + 'static {
     /// Atomically records `id` until `expires_at` (Unix seconds). Errors are
     /// backend failures only; callers must treat them as "not redeemed".
     async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError>;
+}
+
+/// A replay store shared between layers.
+pub type SharedReplayStore = Arc<dyn ReplayStore>;
+
+#[async_trait]
+impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
+    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
+        (**self).redeem(id, expires_at).await
+    }
 }

@@ -1,0 +1,261 @@
+//! The in-process replay store.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::store::StoreError;
+
+use super::{Redemption, ReplayStore};
+
+/// How many live ids a [`MemoryReplayStore`] holds unless configured.
+pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
+
+/// Ids are kept as SHA-256 digests: every entry has the same small size
+/// whatever the caller passes, so the entry bound is also a memory bound.
+type IdDigest = [u8; 32];
+
+/// A bounded in-memory [`ReplayStore`] for a single process.
+///
+/// - Each id is recorded until its expiry; expired ids are pruned on every
+///   call (oldest first, so pruning costs only what it removes).
+/// - At most `capacity` live ids are held. When full of live ids, a new id
+///   is refused with [`StoreError::Capacity`] (a 503 at the edge): the store
+///   never forgets a live id to make room, because forgetting one would
+///   admit its replay.
+/// - Correct for one process only; a fleet needs a shared store such as
+///   `RedisReplayStore` (feature `redis`).
+///
+/// Memory: about 100 bytes per live id (a digest in a map and in an expiry
+/// index), so the default 100 000 ids cost roughly 10 MB at most.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use keystile_core::clock::ManualClock;
+/// use keystile_core::replay::{MemoryReplayStore, Redemption, ReplayStore};
+/// use keystile_core::store::StoreError;
+///
+/// let clock = ManualClock::at_unix(1_000);
+/// let store = MemoryReplayStore::with_capacity(1).with_clock(clock.shared());
+/// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::First);
+/// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::AlreadyUsed);
+/// assert!(matches!(store.redeem("b", 1_060).await, Err(StoreError::Capacity)));
+///
+/// clock.advance(std::time::Duration::from_secs(60)); // "a" expires and is pruned
+/// assert_eq!(store.redeem("b", 1_120).await.unwrap(), Redemption::First);
+/// assert_eq!(store.len(), 1);
+/// # }
+/// ```
+pub struct MemoryReplayStore {
+    state: Mutex<State>,
+    capacity: usize,
+    clock: SharedClock,
+}
+
+#[derive(Default)]
+struct State {
+    expiry_of: HashMap<IdDigest, u64>,
+    by_expiry: BTreeSet<(u64, IdDigest)>,
+}
+
+impl State {
+    fn prune(&mut self, now: u64) {
+        while let Some(&(expires_at, id)) = self.by_expiry.first() {
+            if expires_at > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            self.expiry_of.remove(&id);
+        }
+    }
+}
+
+impl MemoryReplayStore {
+    /// A store holding up to [`DEFAULT_REPLAY_CAPACITY`] live ids, on the
+    /// system clock.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_REPLAY_CAPACITY)
+    }
+
+    /// A store holding up to `capacity` live ids (at least 1).
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            capacity: capacity.max(1),
+            clock: SystemClock::shared(),
+        }
+    }
+
+    /// Reads time from `clock` to decide which ids have expired.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The number of ids held, including expired ones not yet pruned.
+    pub fn len(&self) -> usize {
+        self.lock().expiry_of.len()
+    }
+
+    /// Whether no id is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most live ids this store holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Nothing panics while the lock is held, and the state stays
+        // consistent between statements, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn redeem_now(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
+        let digest: IdDigest = Sha256::digest(id.as_bytes()).into();
+        let now = self.clock.unix_seconds();
+        let mut state = self.lock();
+        state.prune(now);
+        if state.expiry_of.contains_key(&digest) {
+            return Ok(Redemption::AlreadyUsed);
+        }
+        if state.expiry_of.len() >= self.capacity {
+            return Err(StoreError::Capacity);
+        }
+        // An id whose token is already past expiry is still held for a
+        // second: a racing duplicate must not be admitted in between.
+        let until = expires_at.max(now.saturating_add(1));
+        state.expiry_of.insert(digest, until);
+        state.by_expiry.insert((until, digest));
+        Ok(Redemption::First)
+    }
+}
+
+impl Default for MemoryReplayStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl ReplayStore for MemoryReplayStore {
+    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
+        self.redeem_now(id, expires_at)
+    }
+}
+
+impl fmt::Debug for MemoryReplayStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryReplayStore")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const T0: u64 = 1_700_000_000;
+
+    fn store(capacity: usize, clock: &ManualClock) -> MemoryReplayStore {
+        MemoryReplayStore::with_capacity(capacity).with_clock(clock.shared())
+    }
+
+    #[tokio::test]
+    async fn first_call_wins_and_later_calls_are_already_used() {
+        let clock = ManualClock::at_unix(T0);
+        let s = store(10, &clock);
+        assert_eq!(s.redeem("jti", T0 + 60).await.unwrap(), Redemption::First);
+        for _ in 0..3 {
+            assert_eq!(
+                s.redeem("jti", T0 + 60).await.unwrap(),
+                Redemption::AlreadyUsed
+            );
+        }
+        assert_eq!(s.redeem("other", T0 + 60).await.unwrap(), Redemption::First);
+    }
+
+    #[tokio::test]
+    async fn id_is_remembered_until_its_expiry_then_pruned() {
+        let clock = ManualClock::at_unix(T0);
+        let s = store(10, &clock);
+        s.redeem("jti", T0 + 60).await.unwrap();
+        clock.advance(Duration::from_secs(59));
+        assert_eq!(
+            s.redeem("jti", T0 + 60).await.unwrap(),
+            Redemption::AlreadyUsed
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(s.redeem("x", T0 + 120).await.unwrap(), Redemption::First);
+        assert_eq!(s.len(), 1, "the expired id was pruned");
+    }
+
+    #[tokio::test]
+    async fn flood_of_distinct_ids_never_exceeds_the_bound() {
+        let clock = ManualClock::at_unix(T0);
+        let s = store(1_000, &clock);
+        let mut refused = 0;
+        for i in 0..5_000 {
+            match s.redeem(&format!("jti-{i}"), T0 + 60).await {
+                Ok(Redemption::First) => {}
+                Err(StoreError::Capacity) => refused += 1,
+                other => panic!("unexpected {other:?}"),
+            }
+            assert!(s.len() <= 1_000);
+        }
+        assert_eq!(s.len(), 1_000);
+        assert_eq!(refused, 4_000);
+        // Live ids are never evicted: the first one is still refused.
+        assert_eq!(
+            s.redeem("jti-0", T0 + 60).await.unwrap(),
+            Redemption::AlreadyUsed
+        );
+        // Once they expire, the store accepts new ids again.
+        clock.advance(Duration::from_secs(60));
+        assert_eq!(
+            s.redeem("fresh", T0 + 120).await.unwrap(),
+            Redemption::First
+        );
+        assert_eq!(s.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn already_expired_ids_are_still_single_use() {
+        let clock = ManualClock::at_unix(T0);
+        let s = store(10, &clock);
+        assert_eq!(s.redeem("late", T0 - 5).await.unwrap(), Redemption::First);
+        assert_eq!(
+            s.redeem("late", T0 - 5).await.unwrap(),
+            Redemption::AlreadyUsed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_redemptions_of_one_id_have_exactly_one_winner() {
+        let s = Arc::new(MemoryReplayStore::new());
+        let tasks: Vec<_> = (0..200)
+            .map(|_| {
+                let s = Arc::clone(&s);
+                tokio::spawn(async move { s.redeem("race", u64::MAX).await.unwrap() })
+            })
+            .collect();
+        let mut firsts = 0;
+        for task in tasks {
+            if task.await.unwrap() == Redemption::First {
+                firsts += 1;
+            }
+        }
+        assert_eq!(firsts, 1);
+    }
+}

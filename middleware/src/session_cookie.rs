@@ -1,0 +1,184 @@
+//! The session cookie's name and attributes, shared by `HandoffLayer`
+//! (which sets it) and `SessionLayer` (which reads it).
+//!
+//! The cookie is always host-only: it never has a `Domain` attribute, so
+//! the browser sends it back only to the exact host that set it — a session
+//! for `acme.localhost` never reaches `globex.localhost`. It has `Path=/`,
+//! `HttpOnly`, `SameSite=Lax` (Lax, not Strict: the handoff lands through a
+//! redirect chain that began on another site, and a Strict cookie would not
+//! be sent on that first navigation), and `Max-Age` equal to the session
+//! lifetime. Over https it is also `Secure` and named with the `__Host-`
+//! prefix, which browsers only accept from a secure, host-only, `Path=/`
+//! cookie, so no sibling subdomain can plant one.
+//!
+//! ```
+//! use std::time::Duration;
+//! use keystile_middleware::session_cookie::SessionCookie;
+//!
+//! let cookie = SessionCookie::https().with_ttl(Duration::from_secs(1800)).unwrap();
+//! let set = cookie.build("signed-value".to_owned()).to_string();
+//! assert_eq!(
+//!     set,
+//!     "__Host-keystile_session=signed-value; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=1800"
+//! );
+//! assert_eq!(SessionCookie::http().name(), "keystile_session");
+//! ```
+
+use std::time::Duration;
+
+use cookie::{Cookie, SameSite};
+use http::HeaderMap;
+use http::header::COOKIE;
+use keystile_core::session::{DEFAULT_SESSION_TTL, InvalidSessionTtl, checked_session_ttl};
+
+/// The cookie name over plain http.
+pub const SESSION_COOKIE: &str = "keystile_session";
+
+/// The cookie name over https.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-keystile_session";
+
+/// The session cookie settings. Give `HandoffLayer` and `SessionLayer` the
+/// same value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionCookie {
+    secure: bool,
+    ttl: Duration,
+}
+
+/// A request carried the session cookie more than once, or a `Cookie`
+/// header that is not text. Refused rather than guessing which one counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmbiguousCookie;
+
+impl SessionCookie {
+    /// For a deployment served over plain http (local development):
+    /// `keystile_session`, not `Secure`.
+    pub fn http() -> Self {
+        Self {
+            secure: false,
+            ttl: DEFAULT_SESSION_TTL,
+        }
+    }
+
+    /// For a deployment served over https: `__Host-keystile_session`,
+    /// `Secure`.
+    pub fn https() -> Self {
+        Self {
+            secure: true,
+            ttl: DEFAULT_SESSION_TTL,
+        }
+    }
+
+    /// Sessions last `ttl` (whole seconds, 1 s to 400 days; default 1 h).
+    pub fn with_ttl(mut self, ttl: Duration) -> Result<Self, InvalidSessionTtl> {
+        self.ttl = checked_session_ttl(ttl)?;
+        Ok(self)
+    }
+
+    /// The cookie's name.
+    pub fn name(&self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// Whether the cookie is `Secure` (https).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The session lifetime (and the cookie's `Max-Age`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The `Set-Cookie` cookie carrying `value`.
+    pub fn build(&self, value: String) -> Cookie<'static> {
+        let max_age = i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX);
+        Cookie::build((self.name(), value))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(self.secure)
+            .path("/")
+            .max_age(cookie::time::Duration::seconds(max_age))
+            .build()
+    }
+
+    /// The session cookie's value in the request's `Cookie` headers.
+    pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AmbiguousCookie> {
+        let mut found = None;
+        let mut seen = false;
+        for header in headers.get_all(COOKIE) {
+            let text = header.to_str().map_err(|_| AmbiguousCookie)?;
+            for cookie in Cookie::split_parse(text) {
+                // Pairs that do not parse are someone else's cookies.
+                let Ok(cookie) = cookie else { continue };
+                if cookie.name() != self.name() {
+                    continue;
+                }
+                if seen {
+                    return Err(AmbiguousCookie);
+                }
+                seen = true;
+                found = cookie.value_raw();
+            }
+        }
+        Ok(found.filter(|value| !value.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(COOKIE, v.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn http_cookie_is_host_only_lax_http_only() {
+        let c = SessionCookie::http().build("v".into());
+        assert_eq!(c.name(), "keystile_session");
+        assert_eq!(c.domain(), None);
+        assert_eq!(c.path(), Some("/"));
+        assert_eq!(c.http_only(), Some(true));
+        assert_eq!(c.same_site(), Some(SameSite::Lax));
+        assert_eq!(c.secure(), Some(false));
+        assert_eq!(c.max_age(), Some(cookie::time::Duration::seconds(3600)));
+    }
+
+    #[test]
+    fn finds_the_cookie_among_others_and_refuses_duplicates() {
+        let c = SessionCookie::http();
+        let h = headers(&["a=1; keystile_session=abc.def; b=2"]);
+        assert_eq!(c.find(&h), Ok(Some("abc.def")));
+        assert_eq!(c.find(&headers(&["a=1"])), Ok(None));
+        assert_eq!(c.find(&headers(&["keystile_session="])), Ok(None));
+        assert_eq!(
+            c.find(&headers(&["keystile_session=a", "keystile_session=b"])),
+            Err(AmbiguousCookie)
+        );
+        assert_eq!(
+            c.find(&headers(&["keystile_session=a; keystile_session=b"])),
+            Err(AmbiguousCookie)
+        );
+        // Over https only the __Host- name counts.
+        assert_eq!(SessionCookie::https().find(&h), Ok(None));
+    }
+
+    #[test]
+    fn ttl_is_bounded() {
+        assert!(SessionCookie::http().with_ttl(Duration::ZERO).is_err());
+        assert!(
+            SessionCookie::http()
+                .with_ttl(Duration::from_secs(401 * 86_400))
+                .is_err()
+        );
+    }
+}

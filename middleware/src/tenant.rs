@@ -1,0 +1,200 @@
+//! Which tenant a request is for: the binding both `HandoffLayer` and
+//! `SessionLayer` check tokens against.
+//!
+//! A [`TenantResolver`] reads the tenant from the request. The default,
+//! [`HostTenant`], takes the first label of the `Host` header under a
+//! configured parent domain: `acme` for `acme.localhost:3000` under
+//! `localhost`. Any closure `Fn(&Request<Body>) -> Option<Arc<str>>` is a
+//! resolver too, for tenants named by path, header or a lookup table.
+//!
+//! `None` means "this request is for no tenant": tokens and cookies are
+//! refused there (401 `wrong_audience`), never admitted.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::body::Body;
+//! use http::Request;
+//! use keystile_middleware::tenant::{HostTenant, TenantResolver};
+//!
+//! let hosts = HostTenant::under("localhost").unwrap();
+//! let request = Request::get("/").header("host", "ACME.localhost:3000").body(Body::empty()).unwrap();
+//! assert_eq!(hosts.resolve(&request).as_deref(), Some("acme"));
+//!
+//! let by_header = |request: &Request<Body>| -> Option<Arc<str>> {
+//!     request.headers().get("x-tenant")?.to_str().ok().map(Arc::from)
+//! };
+//! assert_eq!(by_header.resolve(&request), None);
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::Request;
+use http::header::HOST;
+use keystile_core::dns;
+
+/// Reads the tenant a request is for.
+pub trait TenantResolver: Send + Sync + 'static {
+    /// The request's tenant, or `None` when it names none.
+    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>>;
+}
+
+impl<F> TenantResolver for F
+where
+    F: Fn(&Request<Body>) -> Option<Arc<str>> + Send + Sync + 'static,
+{
+    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>> {
+        self(request)
+    }
+}
+
+/// A resolver shared between layers.
+pub type SharedTenantResolver = Arc<dyn TenantResolver>;
+
+/// The parent domain is not a DNS name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the parent domain must be a DNS name such as `localhost` or `example.test`")]
+pub struct InvalidParentDomain;
+
+/// The tenant is the single label in front of a parent domain in the
+/// request's host.
+///
+/// The host is read from the `Host` header (HTTP/1.1), else from the URI's
+/// authority (HTTP/2). The port is ignored; the comparison is
+/// case-insensitive and the tenant is returned in lowercase. Refused
+/// (`None`): a missing, repeated or non-ASCII `Host`, a host that is not a
+/// DNS name, the parent domain itself, and hosts with more than one label
+/// in front of the parent (`a.b.example.test`).
+#[derive(Clone)]
+pub struct HostTenant {
+    /// `.{parent}`, lowercase, so a suffix check is one comparison.
+    dotted_parent: Box<str>,
+}
+
+impl HostTenant {
+    /// Tenants are the subdomains of `parent_domain`.
+    pub fn under(parent_domain: &str) -> Result<Self, InvalidParentDomain> {
+        let parent = dns::dns_name(parent_domain).ok_or(InvalidParentDomain)?;
+        Ok(Self {
+            dotted_parent: format!(".{parent}").into(),
+        })
+    }
+
+    /// The parent domain.
+    pub fn parent_domain(&self) -> &str {
+        &self.dotted_parent[1..]
+    }
+
+    /// The tenant named by a `host[:port]` authority.
+    pub fn tenant_of(&self, authority: &str) -> Option<Arc<str>> {
+        let (host, _port) = dns::host_and_port(authority)?;
+        let label = host.strip_suffix(&*self.dotted_parent)?;
+        dns::dns_label(label).map(Arc::from)
+    }
+}
+
+impl TenantResolver for HostTenant {
+    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>> {
+        let mut hosts = request.headers().get_all(HOST).iter();
+        let authority = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host.to_str().ok()?,
+            (None, _) => request.uri().authority()?.as_str(),
+            (Some(_), Some(_)) => return None,
+        };
+        self.tenant_of(authority)
+    }
+}
+
+impl fmt::Debug for HostTenant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HostTenant")
+            .field("parent_domain", &self.parent_domain())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_host(host: &[u8]) -> Request<Body> {
+        Request::get("/")
+            .header(HOST, http::HeaderValue::from_bytes(host).unwrap())
+            .body(Body::empty())
+            .unwrap()
+    }
+
+    #[test]
+    fn first_label_under_the_parent_ignoring_port_and_case() {
+        let r = HostTenant::under("LocalHost").unwrap();
+        assert_eq!(
+            r.resolve(&with_host(b"acme.localhost:3000")).as_deref(),
+            Some("acme")
+        );
+        assert_eq!(
+            r.resolve(&with_host(b"ACME.LOCALHOST")).as_deref(),
+            Some("acme")
+        );
+        let r = HostTenant::under("example.test").unwrap();
+        assert_eq!(
+            r.resolve(&with_host(b"globex.example.test")).as_deref(),
+            Some("globex")
+        );
+    }
+
+    #[test]
+    fn hosts_that_name_no_tenant_are_refused() {
+        let r = HostTenant::under("localhost").unwrap();
+        for host in [
+            &b"localhost:3000"[..],
+            b"a.b.localhost",
+            b"acme.localhost.",
+            b"acme.evil.test",
+            b"evilacme-localhost",
+            b"xlocalhost",
+            b".localhost",
+            b"-x.localhost",
+            b"ac_me.localhost",
+            b"acme.localhost:",
+            b"acme.localhost:abc",
+            b"acme.localhost:99999",
+            b"user@acme.localhost",
+            b"\xc3\xa9.localhost",
+            b"",
+        ] {
+            assert_eq!(
+                r.resolve(&with_host(host)),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(host)
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_host_headers_are_refused() {
+        let r = HostTenant::under("localhost").unwrap();
+        let mut request = with_host(b"acme.localhost");
+        request
+            .headers_mut()
+            .append(HOST, "globex.localhost".parse().unwrap());
+        assert_eq!(r.resolve(&request), None);
+    }
+
+    #[test]
+    fn falls_back_to_the_uri_authority_without_a_host_header() {
+        let r = HostTenant::under("localhost").unwrap();
+        let request = Request::get("http://acme.localhost:8080/x")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(r.resolve(&request).as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn invalid_parent_domains_are_refused() {
+        assert!(HostTenant::under("").is_err());
+        assert!(HostTenant::under(".localhost").is_err());
+        assert!(HostTenant::under("local host").is_err());
+    }
+}

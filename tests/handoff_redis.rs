@@ -1,0 +1,254 @@
+//! Handoff redemption across processes: two app instances sharing one
+//! real Redis, and a Redis that dies. Needs Redis (see `support`); fails,
+//! never skips, when it is unreachable.
+
+#[allow(dead_code)]
+#[path = "../examples/handoff/app.rs"]
+mod app;
+mod handoff_support;
+mod support;
+
+use std::net::TcpListener as StdListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use keystile::clock::{Clock, SystemClock};
+use keystile::keys::{Keyring, SigningKey};
+use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
+use keystile::store::StoreError;
+use reqwest::StatusCode;
+
+use app::{AppConfig, app};
+use handoff_support::*;
+
+fn keyring() -> Keyring {
+    Keyring::new(SigningKey::from_bytes(&[77; 32]).expect("32-byte key"))
+}
+
+async fn store_at(url: &str, prefix: &str) -> RedisReplayStore {
+    RedisReplayStore::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
+        .with_prefix(prefix)
+}
+
+/// An app instance of its own (own listener, own Redis connection).
+async fn instance(store: RedisReplayStore) -> u16 {
+    let (listener, port) = listener().await;
+    let mut config = AppConfig::new(keyring(), port);
+    config.replay = Arc::new(store);
+    serve(listener, app(config));
+    port
+}
+
+async fn mint_on(client: &reqwest::Client, port: u16) -> String {
+    let response = client
+        .post(format!("http://localhost:{port}/impersonate/acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    header(&response, "location").unwrap()
+}
+
+/// `url` (minted for one instance's port) redeemed on instance `port`.
+async fn redeem_on(port: u16, url: &str) -> reqwest::Response {
+    let token = token_of(url);
+    client(port)
+        .get(format!(
+            "http://acme.localhost:{port}/_keystile/handoff?token={token}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_token_redeemed_on_one_instance_is_refused_on_the_other() {
+    let prefix = format!("{}:", support::unique("handoff"));
+    let a = instance(store_at(&support::redis_url(), &prefix).await).await;
+    let b = instance(store_at(&support::redis_url(), &prefix).await).await;
+
+    let url = mint_on(&client(a), a).await;
+    let on_b = redeem_on(b, &url).await;
+    assert_eq!(on_b.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&on_b).is_some());
+    for port in [a, b] {
+        let again = redeem_on(port, &url).await;
+        assert_eq!(again.status(), StatusCode::GONE, "replay on port {port}");
+        assert!(set_cookie(&again).is_none());
+        assert_no_referrer_no_store(&again);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_redemptions_across_instances_have_one_winner() {
+    let prefix = format!("{}:", support::unique("handoff_race"));
+    let a = instance(store_at(&support::redis_url(), &prefix).await).await;
+    let b = instance(store_at(&support::redis_url(), &prefix).await).await;
+    let url = mint_on(&client(a), a).await;
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                redeem_on(if i % 2 == 0 { a } else { b }, &url)
+                    .await
+                    .status()
+            })
+        })
+        .collect();
+    let mut redirects = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            StatusCode::SEE_OTHER => redirects += 1,
+            StatusCode::GONE => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(redirects, 1);
+}
+
+#[tokio::test]
+async fn redis_store_sets_the_key_once_with_an_absolute_expiry() {
+    let prefix = format!("{}:", support::unique("replay"));
+    let store = store_at(&support::redis_url(), &prefix).await;
+    let expires_at = SystemClock.unix_seconds() + 120;
+    assert_eq!(
+        store.redeem("jti-1", expires_at).await.unwrap(),
+        Redemption::First
+    );
+    assert_eq!(
+        store.redeem("jti-1", expires_at).await.unwrap(),
+        Redemption::AlreadyUsed
+    );
+    assert_eq!(
+        store.redeem("jti-2", expires_at).await.unwrap(),
+        Redemption::First
+    );
+
+    let client = redis::Client::open(support::redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let expire_time: i64 = redis::cmd("EXPIRETIME")
+        .arg(format!("{prefix}jti-1"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(expire_time, i64::try_from(expires_at).unwrap());
+}
+
+/// A Redis of this test's own, so stopping it disturbs nobody.
+struct OwnRedis {
+    child: Child,
+    url: String,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl OwnRedis {
+    fn start() -> Self {
+        let port = StdListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(support::unique("redis"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--dir"])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for this test (apt-get install redis-server)");
+        Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+            _dir: TempDir(dir),
+        }
+    }
+
+    /// Connects, waiting (bounded) for the server to accept connections.
+    async fn store(&self, prefix: &str) -> RedisReplayStore {
+        for _ in 0..100 {
+            if let Ok(store) = RedisReplayStore::connect(&self.url).await {
+                return store
+                    .with_prefix(prefix)
+                    .with_timeout(Duration::from_millis(500));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the test's own redis-server at {} never came up", self.url);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn redis_down_fails_closed_with_503() {
+    let mut redis = OwnRedis::start();
+    let store = redis.store("down:").await;
+    let port = instance(store.clone()).await;
+    let client = client(port);
+
+    let before = mint_on(&client, port).await;
+    assert_eq!(
+        redeem_on(port, &before).await.status(),
+        StatusCode::SEE_OTHER
+    );
+
+    let url = mint_on(&client, port).await;
+    redis.stop();
+    let response = redeem_on(port, &url).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&response).is_none(), "nothing admitted");
+    assert!(header(&response, "retry-after").is_some());
+    assert_no_referrer_no_store(&response);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("backend_unavailable")
+    );
+
+    // The store itself reports a backend failure, not an outcome.
+    match store.redeem("after-stop", u64::MAX / 2).await {
+        Err(StoreError::Backend(_) | StoreError::Timeout) => {}
+        other => panic!("expected a backend failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connecting_to_an_unreachable_redis_is_an_error() {
+    let port = StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    // Nothing listens on the port once the probe listener is dropped.
+    let result = RedisReplayStore::connect(&format!("redis://127.0.0.1:{port}")).await;
+    assert!(result.is_err());
+}

@@ -1,0 +1,90 @@
+//! Helpers for the handoff tests: serve a router on a real socket, and a
+//! client that reaches `*.localhost` names on it without following
+//! redirects.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use cookie::Cookie;
+
+/// Binds 127.0.0.1 on a free port.
+pub async fn listener() -> (tokio::net::TcpListener, u16) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local addr").port();
+    (listener, port)
+}
+
+/// Serves `app` on `listener` in the background.
+pub fn serve(listener: tokio::net::TcpListener, app: Router) {
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("server");
+    });
+}
+
+/// A client that resolves `localhost`, `acme.localhost` and
+/// `globex.localhost` to the server, never follows redirects and keeps no
+/// cookies (tests pass them by hand). The timeout only stops a hung test.
+pub fn client(port: u16) -> reqwest::Client {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("localhost", addr)
+        .resolve("acme.localhost", addr)
+        .resolve("globex.localhost", addr)
+        .resolve("initech.localhost", addr)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// The single `Set-Cookie` of a response, parsed.
+pub fn set_cookie(response: &reqwest::Response) -> Option<Cookie<'static>> {
+    let mut all = response.headers().get_all("set-cookie").iter();
+    let first = all.next()?;
+    assert!(all.next().is_none(), "more than one Set-Cookie");
+    let text = first.to_str().expect("ascii Set-Cookie").to_owned();
+    Some(Cookie::parse(text).expect("a valid Set-Cookie"))
+}
+
+/// The header's value as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().expect("ascii header").to_owned())
+}
+
+/// Asserts the protections every handoff response carries.
+pub fn assert_no_referrer_no_store(response: &reqwest::Response) {
+    assert_eq!(
+        header(response, "referrer-policy").as_deref(),
+        Some("no-referrer"),
+        "Referrer-Policy on {}",
+        response.status()
+    );
+    assert_eq!(
+        header(response, "cache-control").as_deref(),
+        Some("no-store"),
+        "Cache-Control on {}",
+        response.status()
+    );
+}
+
+/// The token in a handoff URL.
+pub fn token_of(url: &str) -> String {
+    let (_, query) = url.split_once("?token=").expect("a handoff URL");
+    query.split('&').next().expect("token").to_owned()
+}
+
+/// `token` with one byte in the middle of its signature flipped (not the
+/// last character, which may only carry padding bits).
+pub fn tamper_signature(token: &str) -> String {
+    let (head, tag) = token.rsplit_once('.').expect("a signed token");
+    let mut raw: [u8; 32] = keystile::encoding::decode_array(tag).expect("a 32-byte tag");
+    raw[16] ^= 0x01;
+    format!("{head}.{}", keystile::encoding::encode(raw))
+}
