@@ -17,10 +17,11 @@ pub mod identity;
 pub mod keys;
 pub mod mac;
 pub mod random;
-pub mod replay;
 pub mod rejection;
+pub mod replay;
 pub mod scopes;
 pub mod session;
+pub mod session_version;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
