@@ -11,3 +11,6 @@
 pub mod credentials;
 pub mod layers_seen;
 pub mod response;
+pub mod session_version;
+
+pub use session_version::SessionVersionLayer;
