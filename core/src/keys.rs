@@ -220,8 +220,9 @@ pub fn generate_secret() -> Result<Zeroizing<String>, KeyError> {
 }
 
 fn decode_secret(text: &str) -> Result<Vec<u8>, KeyError> {
-    let is_hex =
-        !text.is_empty() && text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit());
+    let is_hex = !text.is_empty()
+        && text.len().is_multiple_of(2)
+        && text.bytes().all(|b| b.is_ascii_hexdigit());
     if is_hex {
         hex::decode(text).map_err(|_| KeyError::Encoding)
     } else {

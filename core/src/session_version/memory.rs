@@ -56,13 +56,15 @@ const SHARDS: usize = 16;
 /// # }
 /// ```
 pub struct MemorySessionVersionCache {
-    shards: Box<[RwLock<HashMap<Box<str>, Entry>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
     generation: AtomicU64,
     ttl_millis: u64,
     per_shard: usize,
     clock: SharedClock,
 }
+
+type Shard = RwLock<HashMap<Box<str>, Entry>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
@@ -178,7 +180,7 @@ impl MemorySessionVersionCache {
         shard.remove(subject);
     }
 
-    fn shard(&self, subject: &str) -> &RwLock<HashMap<Box<str>, Entry>> {
+    fn shard(&self, subject: &str) -> &Shard {
         // The modulo keeps the index in range whatever the hash.
         let index = (self.hasher.hash_one(subject) % SHARDS as u64) as usize;
         &self.shards[index]

@@ -107,12 +107,12 @@ impl UserinfoFetcher {
         let object = value.as_object().ok_or(FetchError::InvalidResponse(
             "the answer is not a JSON object",
         ))?;
-        if let Some(sub) = object.get("sub") {
-            if sub.as_str() != Some(subject) {
-                return Err(FetchError::InvalidResponse(
-                    "the answer is about another subject",
-                ));
-            }
+        if let Some(sub) = object.get("sub")
+            && sub.as_str() != Some(subject)
+        {
+            return Err(FetchError::InvalidResponse(
+                "the answer is about another subject",
+            ));
         }
         object
             .get(self.field.as_ref())

@@ -317,10 +317,10 @@ mod tests {
                     // Read before waiting: this fetch answers with the version
                     // current when it started.
                     let version = truth.version.load(Ordering::SeqCst);
-                    if let Some(gate) = &truth.gate {
-                        if let Ok(permit) = gate.acquire().await {
-                            permit.forget();
-                        }
+                    if let Some(gate) = &truth.gate
+                        && let Ok(permit) = gate.acquire().await
+                    {
+                        permit.forget();
                     }
                     Ok(version)
                 }
