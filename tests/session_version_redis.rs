@@ -47,18 +47,27 @@ fn long_lived_memory() -> MemorySessionVersionCache {
     MemorySessionVersionCache::new().with_ttl(Duration::from_secs(3_600))
 }
 
-fn redis_addr() -> SocketAddr {
+/// The `host:port` of the test Redis URL (after any credentials).
+fn redis_host_port() -> String {
     let url = support::redis_url();
-    let host_port = url
-        .trim_start_matches("redis://")
-        .split('/')
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host)
+        .to_owned()
+}
+
+fn redis_addr() -> SocketAddr {
+    std::net::ToSocketAddrs::to_socket_addrs(&redis_host_port())
+        .unwrap()
         .next()
         .unwrap()
-        .to_owned();
-    std::net::ToSocketAddrs::to_socket_addrs(&host_port)
-        .unwrap()
-        .next()
-        .unwrap()
+}
+
+/// The test Redis URL, credentials and database kept, pointed at `proxy`.
+fn through(proxy: &Proxy) -> String {
+    support::redis_url().replacen(&redis_host_port(), &proxy.addr.to_string(), 1)
 }
 
 #[tokio::test]
@@ -165,7 +174,7 @@ async fn redis_down_is_503() {
     let proxy = Proxy::start(redis_addr()).await;
     let idp = Idp::start().await;
     idp.set_version("alice", 1);
-    let cache = redis_cache(&format!("redis://{}", proxy.addr), &namespace).await;
+    let cache = redis_cache(&through(&proxy), &namespace).await;
     let server = ResourceServer::start(SessionVersionValidator::new(cache, userinfo(&idp))).await;
     let client = client();
     assert_eq!(
@@ -186,7 +195,7 @@ async fn a_tiered_cache_stops_trusting_its_local_copies_when_redis_goes_down() {
     let proxy = Proxy::start(redis_addr()).await;
     let idp = Idp::start().await;
     idp.set_version("alice", 1);
-    let url = format!("redis://{}", proxy.addr);
+    let url = through(&proxy);
     let cache = TieredSessionVersionCache::connect(
         redis_cache(&url, &namespace).await,
         long_lived_memory(),
@@ -220,7 +229,7 @@ async fn a_tiered_cache_stops_trusting_its_local_copies_when_redis_goes_down() {
 async fn connecting_to_an_unreachable_redis_fails() {
     let proxy = Proxy::start(redis_addr()).await;
     proxy.cut();
-    let result = RedisSessionVersionCache::builder(format!("redis://{}", proxy.addr))
+    let result = RedisSessionVersionCache::builder(through(&proxy))
         .command_timeout(Duration::from_millis(300))
         .connect()
         .await;

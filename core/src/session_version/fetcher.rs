@@ -63,10 +63,10 @@ impl FetchError {
 
 /// Fetches a subject's current session version from the source of truth.
 ///
-/// Built in: [`UserinfoFetcher`](super::UserinfoFetcher) (feature
-/// `userinfo`). Any closure `Fn(FetchRequest<'_>) -> impl Future<Output =
-/// Result<u64, FetchError>>` is a fetcher too; copy what it needs out of the
-/// request before the `async` block:
+/// Built in: `UserinfoFetcher` (feature `userinfo`). Any closure
+/// `Fn(FetchRequest<'_>) -> impl Future<Output = Result<u64, FetchError>>` is
+/// a fetcher too; copy what it needs out of the request before the `async`
+/// block:
 ///
 /// ```
 /// use keystile_core::session_version::{FetchError, FetchRequest, SessionVersionFetcher};
