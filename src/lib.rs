@@ -25,6 +25,7 @@
 //! | `redis`    | Redis backends for fleets |
 //! | `postgres` | the PostgreSQL API-key store |
 //! | `jwt`      | JWT bearer verification and token lifecycle |
+//! | `userinfo` | the HTTP userinfo session-version fetcher (default) |
 //!
 //! In-memory backends need no feature and no server.
 #![forbid(unsafe_code)]
@@ -36,7 +37,7 @@ pub use keystile_core::{
 };
 pub use keystile_core::{
     api_key, audience, bearer, clock, codec, dns, encoding, handoff, identity, keys, mac, one_time,
-    random, rejection, replay, scopes, session, store,
+    random, rejection, replay, scopes, session, session_version, store,
 };
 
 /// Tower layers (re-exported from `keystile-middleware`).

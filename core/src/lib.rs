@@ -25,6 +25,7 @@ pub mod rejection;
 pub mod replay;
 pub mod scopes;
 pub mod session;
+pub mod session_version;
 pub mod store;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};

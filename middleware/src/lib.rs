@@ -15,10 +15,12 @@ pub mod layers_seen;
 pub mod response;
 pub mod session;
 pub mod session_cookie;
+pub mod session_version;
 pub mod tenant;
 
 pub use bearer::BearerLayer;
 pub use handoff::HandoffLayer;
 pub use session::SessionLayer;
 pub use session_cookie::SessionCookie;
+pub use session_version::SessionVersionLayer;
 pub use tenant::{HostTenant, TenantResolver};
