@@ -8,6 +8,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api_key;
 pub mod credentials;
 pub mod layers_seen;
 pub mod response;
+pub mod scope;
+
+pub use api_key::ApiKeyLayer;
+pub use scope::RequireScopeLayer;
