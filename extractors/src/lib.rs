@@ -7,8 +7,12 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api_key;
 pub mod principal;
 pub mod rejection;
+pub mod scoped;
 
+pub use api_key::ApiKey;
 pub use principal::Principal;
 pub use rejection::AuthRejection;
+pub use scoped::{RequiredScope, Scoped};
