@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+#[path = "keystile/key.rs"]
+mod key;
+
 /// keystile: secrets and credentials for the authentication edge.
 #[derive(Debug, Parser)]
 #[command(name = "keystile", version, about)]
@@ -17,6 +20,9 @@ enum Command {
     /// Signing secrets.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// API keys: mint, list, revoke.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,5 +49,6 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", secret.as_str());
             Ok(())
         }
+        Command::Key(command) => key::run(command),
     }
 }
