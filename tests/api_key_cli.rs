@@ -27,9 +27,20 @@ fn stdout(out: &Output) -> String {
 #[test]
 fn mint_without_a_database_prints_only_the_key_on_stdout() {
     let out = keystile(&[
-        "key", "mint", "--prefix", "sk_live", "--owner", "acme", "--scopes", "reports:read",
+        "key",
+        "mint",
+        "--prefix",
+        "sk_live",
+        "--owner",
+        "acme",
+        "--scopes",
+        "reports:read",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = stdout(&out).trim_end().to_owned();
     assert!(key.starts_with("sk_live_"));
     assert!(parse(&key).is_ok());
@@ -62,15 +73,30 @@ async fn mint_list_revoke_against_postgres() {
         let url = url.clone();
         move || {
             keystile(&[
-                "key", "mint", "--prefix", "sk_live", "--name", "ci", "--owner", "acme",
-                "--scopes", "reports:read,reports:write", "--expires-in", "30d",
-                "--database-url", &url,
+                "key",
+                "mint",
+                "--prefix",
+                "sk_live",
+                "--name",
+                "ci",
+                "--owner",
+                "acme",
+                "--scopes",
+                "reports:read,reports:write",
+                "--expires-in",
+                "30d",
+                "--database-url",
+                &url,
             ])
         }
     })
     .await
     .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key = stdout(&out).trim_end().to_owned();
     let digest = KeyDigest::of(&key);
 
@@ -115,7 +141,11 @@ async fn mint_list_revoke_against_postgres() {
     })
     .await
     .unwrap();
-    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    assert!(
+        revoke.status.success(),
+        "{}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
     let r = client()
         .get(format!("{base}/whoami"))
         .header("x-api-key", &key)

@@ -123,32 +123,57 @@ async fn authorization_wins_over_x_api_key(env: Env) {
     let (other, _) = mint(&*env.store, "", None).await;
     let base = env.serve(env.store.clone()).await;
     let bearer = format!("Bearer {}", key.as_str());
-    let r = get(&base, "/whoami", &[("authorization", &bearer), ("x-api-key", "junk")]).await;
+    let r = get(
+        &base,
+        "/whoami",
+        &[("authorization", &bearer), ("x-api-key", "junk")],
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::OK, "valid Bearer, junk X-API-Key");
 
-    let r = get(&base, "/whoami", &[
-        ("authorization", "Bearer junk"),
-        ("x-api-key", key.as_str()),
-    ])
+    let r = get(
+        &base,
+        "/whoami",
+        &[
+            ("authorization", "Bearer junk"),
+            ("x-api-key", key.as_str()),
+        ],
+    )
     .await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "junk Bearer is not skipped");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "junk Bearer is not skipped"
+    );
 
     // Both valid: the key in Authorization is the one used.
     let other_bearer = format!("Bearer {}", other.as_str());
-    let r = get(&base, "/whoami", &[
-        ("authorization", &other_bearer),
-        ("x-api-key", key.as_str()),
-    ])
+    let r = get(
+        &base,
+        "/whoami",
+        &[
+            ("authorization", &other_bearer),
+            ("x-api-key", key.as_str()),
+        ],
+    )
     .await;
     let body: Value = r.json().await.unwrap();
-    let other_id = env.store.lookup(&other.digest()).await.unwrap().unwrap().id.clone();
+    let other_id = env
+        .store
+        .lookup(&other.digest())
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .clone();
     assert_eq!(body["key_id"], other_id.as_str());
 
     // Another scheme in Authorization is not a Bearer credential.
-    let r = get(&base, "/whoami", &[
-        ("authorization", "Basic YTpi"),
-        ("x-api-key", key.as_str()),
-    ])
+    let r = get(
+        &base,
+        "/whoami",
+        &[("authorization", "Basic YTpi"), ("x-api-key", key.as_str())],
+    )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
 }
@@ -208,7 +233,10 @@ async fn bad_keys_are_401_invalid_token_and_never_echoed(env: Env) {
                 "{c}"
             );
             let body = r.text().await.unwrap();
-            assert!(!body.contains(presented.as_str()), "the key is never echoed");
+            assert!(
+                !body.contains(presented.as_str()),
+                "the key is never echoed"
+            );
         }
     }
     // Two values for one header are ambiguous: refused, not guessed at.
@@ -238,7 +266,11 @@ async fn checksum_bad_keys_never_reach_the_store(env: Env) {
         let r = get(&base, "/whoami", &[("x-api-key", presented)]).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(counting.lookups(), 0, "no checksum-bad key reached the store");
+    assert_eq!(
+        counting.lookups(),
+        0,
+        "no checksum-bad key reached the store"
+    );
     let r = get(&base, "/whoami", &[("x-api-key", text)]).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(counting.lookups(), 1);
@@ -260,19 +292,27 @@ async fn expired_and_revoked_keys_are_refused_like_unknown_ones(env: Env) {
         let c = challenge(&r);
         (status, c, r.text().await.unwrap())
     };
-    let unknown_answer = answer(get(&base, "/whoami", &[("x-api-key", unknown.as_str())]).await).await;
+    let unknown_answer =
+        answer(get(&base, "/whoami", &[("x-api-key", unknown.as_str())]).await).await;
     assert_eq!(unknown_answer.0, StatusCode::UNAUTHORIZED);
 
     let r = get(&base, "/whoami", &[("x-api-key", expiring.as_str())]).await;
     assert_eq!(r.status(), StatusCode::OK, "valid until its expiry");
     env.clock.advance(Duration::from_secs(60));
-    let expired_answer = answer(get(&base, "/whoami", &[("x-api-key", expiring.as_str())]).await).await;
+    let expired_answer =
+        answer(get(&base, "/whoami", &[("x-api-key", expiring.as_str())]).await).await;
     assert_eq!(expired_answer, unknown_answer);
 
     let r = get(&base, "/whoami", &[("x-api-key", revoked.as_str())]).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(env.store.revoke(&revoked_record.id, NOW + 60).await.unwrap());
-    let revoked_answer = answer(get(&base, "/whoami", &[("x-api-key", revoked.as_str())]).await).await;
+    assert!(
+        env.store
+            .revoke(&revoked_record.id, NOW + 60)
+            .await
+            .unwrap()
+    );
+    let revoked_answer =
+        answer(get(&base, "/whoami", &[("x-api-key", revoked.as_str())]).await).await;
     assert_eq!(revoked_answer, unknown_answer);
 }
 
@@ -293,8 +333,18 @@ async fn lacking_scope_is_403_and_wildcard_passes(env: Env) {
         }
     };
 
-    assert_eq!(get(&base, "/reports", &[("x-api-key", reader.as_str())]).await.status(), 200);
-    assert_eq!(get(&base, "/typed", &[("x-api-key", reader.as_str())]).await.status(), 200);
+    assert_eq!(
+        get(&base, "/reports", &[("x-api-key", reader.as_str())])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        get(&base, "/typed", &[("x-api-key", reader.as_str())])
+            .await
+            .status(),
+        200
+    );
     let r = post(reader.as_str().to_owned()).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
@@ -313,10 +363,21 @@ async fn lacking_scope_is_403_and_wildcard_passes(env: Env) {
         assert!(challenge(&r).ends_with(r#"scope="reports:read""#), "{path}");
     }
 
-    assert_eq!(get(&base, "/reports", &[("x-api-key", admin.as_str())]).await.status(), 200);
-    assert_eq!(post(admin.as_str().to_owned()).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&base, "/reports", &[("x-api-key", admin.as_str())])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        post(admin.as_str().to_owned()).await.status(),
+        StatusCode::OK
+    );
     // 401 stays 401 on scoped routes: authentication comes first.
-    assert_eq!(get(&base, "/reports", &[]).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&base, "/reports", &[]).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
@@ -338,10 +399,18 @@ async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
     assert!(env.store.revoke(&record.id, NOW).await.unwrap());
     env.clock.advance(Duration::from_secs(29));
     let r = get(&base, "/whoami", &[("x-api-key", key.as_str())]).await;
-    assert_eq!(r.status(), StatusCode::OK, "inside the documented 30 s bound");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "inside the documented 30 s bound"
+    );
     env.clock.advance(Duration::from_secs(1));
     let r = get(&base, "/whoami", &[("x-api-key", key.as_str())]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "refused once the bound has passed");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "refused once the bound has passed"
+    );
 }
 
 async fn a_burst_of_requests_is_a_handful_of_last_used_writes(env: Env) {
@@ -376,7 +445,10 @@ async fn a_burst_of_requests_is_a_handful_of_last_used_writes(env: Env) {
     let writes = counting.writes();
     // At most one background write per elapsed second, plus the final flush.
     let bound = elapsed.as_secs() as usize + 2;
-    assert!((1..=bound).contains(&writes), "{writes} writes for 1,000 requests in {elapsed:?}");
+    assert!(
+        (1..=bound).contains(&writes),
+        "{writes} writes for 1,000 requests in {elapsed:?}"
+    );
     assert_eq!(counting.lookups(), 1000);
     let stored = env.store.lookup(&key.digest()).await.unwrap().unwrap();
     assert_eq!(stored.last_used_at, Some(NOW));

@@ -54,11 +54,12 @@ async fn database_down_is_503_and_admits_nothing() {
 #[tokio::test]
 async fn unreachable_database_from_the_start_is_503() {
     // A port nobody listens on: bind one, then free it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let options = PgConnectOptions::from_str(&format!(
-        "postgres://postgres@{closed}/test"
-    ))
-    .unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options =
+        PgConnectOptions::from_str(&format!("postgres://postgres@{closed}/test")).unwrap();
     let pool = PgPoolOptions::new()
         .acquire_timeout(Duration::from_millis(500))
         .connect_lazy_with(options);
@@ -94,10 +95,16 @@ async fn migrations_are_idempotent_and_digest_is_unique() {
 
     let mut same_digest = record.clone();
     same_digest.id = "another-id".into();
-    assert!(matches!(store.create(same_digest).await, Err(CreateError::Duplicate)));
+    assert!(matches!(
+        store.create(same_digest).await,
+        Err(CreateError::Duplicate)
+    ));
     let mut same_id = record.clone();
     same_id.digest = KeyDigest::of("other");
-    assert!(matches!(store.create(same_id).await, Err(CreateError::Duplicate)));
+    assert!(matches!(
+        store.create(same_id).await,
+        Err(CreateError::Duplicate)
+    ));
 
     let unique_index: (bool,) = sqlx::query_as(
         "SELECT i.indisunique FROM pg_index i \
@@ -121,18 +128,36 @@ async fn records_round_trip_and_sql_filters_expired_and_revoked() {
 
     let found = store.lookup(&key.digest()).await.unwrap().unwrap();
     assert_eq!(*found, record, "every field survives the round trip");
-    assert!(store.lookup(&KeyDigest::of("unknown")).await.unwrap().is_none());
+    assert!(
+        store
+            .lookup(&KeyDigest::of("unknown"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     clock.advance(Duration::from_secs(10));
-    assert!(store.lookup(&key.digest()).await.unwrap().is_none(), "expired in SQL");
+    assert!(
+        store.lookup(&key.digest()).await.unwrap().is_none(),
+        "expired in SQL"
+    );
     clock.rewind(Duration::from_secs(10));
 
     assert!(store.revoke(&record.id, NOW + 5).await.unwrap());
-    assert!(!store.revoke(&record.id, NOW + 6).await.unwrap(), "already revoked");
+    assert!(
+        !store.revoke(&record.id, NOW + 6).await.unwrap(),
+        "already revoked"
+    );
     assert!(!store.revoke("no-such-id", NOW).await.unwrap());
-    assert!(store.lookup(&key.digest()).await.unwrap().is_some(), "revoked from NOW + 5");
+    assert!(
+        store.lookup(&key.digest()).await.unwrap().is_some(),
+        "revoked from NOW + 5"
+    );
     clock.advance(Duration::from_secs(5));
-    assert!(store.lookup(&key.digest()).await.unwrap().is_none(), "revoked in SQL");
+    assert!(
+        store.lookup(&key.digest()).await.unwrap().is_none(),
+        "revoked in SQL"
+    );
 
     let listed = store.list("acme").await.unwrap();
     assert_eq!(listed.len(), 1);
@@ -149,14 +174,26 @@ async fn last_used_batches_are_one_update_and_never_go_backwards() {
     let (b, _) = mint(&store, "", None).await;
     store
         .record_use(&[
-            LastUse { digest: a.digest(), at: NOW + 50 },
-            LastUse { digest: b.digest(), at: NOW + 20 },
-            LastUse { digest: KeyDigest::of("unknown"), at: NOW },
+            LastUse {
+                digest: a.digest(),
+                at: NOW + 50,
+            },
+            LastUse {
+                digest: b.digest(),
+                at: NOW + 20,
+            },
+            LastUse {
+                digest: KeyDigest::of("unknown"),
+                at: NOW,
+            },
         ])
         .await
         .unwrap();
     store
-        .record_use(&[LastUse { digest: a.digest(), at: NOW + 40 }])
+        .record_use(&[LastUse {
+            digest: a.digest(),
+            at: NOW + 40,
+        }])
         .await
         .unwrap();
     store.record_use(&[]).await.unwrap();

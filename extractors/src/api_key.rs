@@ -130,14 +130,26 @@ mod tests {
 
     #[tokio::test]
     async fn yields_the_record_the_layer_inserted() {
-        assert_eq!(send("/required", true, true).await, (StatusCode::OK, "acme".into()));
-        assert_eq!(send("/optional", true, true).await, (StatusCode::OK, "acme".into()));
+        assert_eq!(
+            send("/required", true, true).await,
+            (StatusCode::OK, "acme".into())
+        );
+        assert_eq!(
+            send("/optional", true, true).await,
+            (StatusCode::OK, "acme".into())
+        );
     }
 
     #[tokio::test]
     async fn layer_ran_without_a_key() {
-        assert_eq!(send("/optional", true, false).await, (StatusCode::OK, "nobody".into()));
-        assert_eq!(send("/required", true, false).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            send("/optional", true, false).await,
+            (StatusCode::OK, "nobody".into())
+        );
+        assert_eq!(
+            send("/required", true, false).await.0,
+            StatusCode::UNAUTHORIZED
+        );
     }
 
     #[tokio::test]

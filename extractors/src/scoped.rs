@@ -45,21 +45,24 @@ use crate::rejection::AuthRejection;
 pub trait RequiredScope: Send + Sync + 'static {
     /// The scope, e.g. `"reports:read"`.
     const SCOPE: &'static str;
-    /// The realm named in the 403 challenge.
+    /// The realm named in the 403 challenge; match your auth layer's.
     const REALM: &'static str = "api";
 }
 
 /// Declares a unit type implementing [`RequiredScope`]:
-/// `scope!(pub ReportsRead = "reports:read");`
+/// `scope!(pub ReportsRead = "reports:read");`, or with the realm your auth
+/// layer uses (default `"api"`):
+/// `scope!(pub ReportsRead = "reports:read", realm = "reports");`
 #[macro_export]
 macro_rules! scope {
-    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal) => {
+    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal $(, realm = $realm:literal)? $(,)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         $vis struct $name;
 
         impl $crate::scoped::RequiredScope for $name {
             const SCOPE: &'static str = $scope;
+            $(const REALM: &'static str = $realm;)?
         }
     };
 }
@@ -164,13 +167,29 @@ mod tests {
         ReportsRead = "reports:read"
     );
 
+    crate::scope!(
+        /// Test scope with a realm.
+        ReportsWrite = "reports:write",
+        realm = "reports"
+    );
+
     async fn reports(who: Scoped<ReportsRead>) -> String {
         who.subject.to_string()
     }
 
+    async fn write(who: Option<Scoped<ReportsWrite>>) -> String {
+        who.map_or_else(|| "nobody".to_owned(), |w| w.subject.to_string())
+    }
+
     async fn send(scopes: Option<&str>) -> axum::response::Response {
-        let app = Router::new().route("/", get(reports));
-        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        send_to("/", scopes).await
+    }
+
+    async fn send_to(path: &str, scopes: Option<&str>) -> axum::response::Response {
+        let app = Router::new()
+            .route("/", get(reports))
+            .route("/write", get(write));
+        let mut req = Request::get(path).body(Body::empty()).unwrap();
         LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
         if let Some(scopes) = scopes {
             let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
@@ -194,8 +213,26 @@ mod tests {
         let r = send(Some("reports:write")).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let challenge = r.headers()["www-authenticate"].to_str().unwrap();
-        assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
-        assert!(challenge.ends_with(r#"scope="reports:read""#), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="insufficient_scope""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.ends_with(r#"scope="reports:read""#),
+            "{challenge}"
+        );
+    }
+
+    #[tokio::test]
+    async fn declared_realm_is_used_and_optional_form_still_refuses_a_lacking_scope() {
+        let r = send_to("/write", Some("reports:read")).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer realm="reports""#),
+            "{challenge}"
+        );
+        assert_eq!(send_to("/write", None).await.status(), StatusCode::OK);
     }
 
     #[tokio::test]

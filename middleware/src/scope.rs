@@ -100,7 +100,11 @@ impl Config {
     fn check(&self, req: &Request<Body>) -> Result<(), Rejection> {
         let extensions = req.extensions();
         match extensions.get::<Principal>() {
-            Some(principal) if principal.scopes.allows_all(self.needed.iter().map(|s| &**s)) => {
+            Some(principal)
+                if principal
+                    .scopes
+                    .allows_all(self.needed.iter().map(|s| &**s)) =>
+            {
                 Ok(())
             }
             Some(_) => Err(Rejection::new(Reason::InsufficientScope, SOURCE)
@@ -231,7 +235,10 @@ mod tests {
         let r = send(layer, Some(principal("reports:read")), true).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let c = challenge(&r);
-        assert!(c.starts_with(r#"Bearer realm="r", error="insufficient_scope""#), "{c}");
+        assert!(
+            c.starts_with(r#"Bearer realm="r", error="insufficient_scope""#),
+            "{c}"
+        );
         assert!(c.ends_with(r#"scope="reports:read reports:write""#), "{c}");
     }
 

@@ -63,7 +63,10 @@ pub fn app(
         .route_layer(RequireScopeLayer::new("reports:write").with_realm(REALM));
     Router::new()
         .route("/whoami", get(whoami))
-        .route("/typed", get(|who: Scoped<ReportsRead>| async move { who.subject.to_string() }))
+        .route(
+            "/typed",
+            get(|who: Scoped<ReportsRead>| async move { who.subject.to_string() }),
+        )
         .merge(reads)
         .merge(writes)
         .route_layer(layer)

@@ -350,7 +350,14 @@ mod tests {
         }
     }
 
-    async fn setup(staleness: u64) -> (CachedApiKeyStore<Arc<Backing>>, Arc<Backing>, ManualClock, ApiKeyRecord) {
+    async fn setup(
+        staleness: u64,
+    ) -> (
+        CachedApiKeyStore<Arc<Backing>>,
+        Arc<Backing>,
+        ManualClock,
+        ApiKeyRecord,
+    ) {
         let clock = ManualClock::at_unix(1_000);
         let backing = Arc::new(Backing::default());
         let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")

@@ -196,7 +196,11 @@ pub fn mint(prefix: &KeyPrefix, random: &dyn RandomSource) -> Result<MintedKey, 
     let mut checksum = checksum(text.as_bytes()).to_be_bytes();
     let mut check_digits = [0u8; CHECKSUM_LEN];
     base62_digits(&mut checksum, &mut check_digits);
-    text.extend(check_digits.iter().map(|d| char::from(ALPHABET[usize::from(*d)])));
+    text.extend(
+        check_digits
+            .iter()
+            .map(|d| char::from(ALPHABET[usize::from(*d)])),
+    );
     Ok(MintedKey {
         prefix_len: prefix.0.len(),
         text,
@@ -320,7 +324,14 @@ mod tests {
 
     #[test]
     fn prefix_rules() {
-        for ok in ["sk_live", "a", "ghp", "rk_test_2", "0abc", "abcdefghijklmnop"] {
+        for ok in [
+            "sk_live",
+            "a",
+            "ghp",
+            "rk_test_2",
+            "0abc",
+            "abcdefghijklmnop",
+        ] {
             assert!(KeyPrefix::new(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -382,7 +393,10 @@ mod tests {
             parse(&"x".repeat(MAX_KEY_LEN + 1)),
             Err(KeyFormatError::TooLong)
         );
-        assert_eq!(parse(&text[..text.len() - 1]), Err(KeyFormatError::InvalidBody));
+        assert_eq!(
+            parse(&text[..text.len() - 1]),
+            Err(KeyFormatError::InvalidBody)
+        );
         assert_eq!(
             parse(&format!("SK_LIVE{}", &text[7..])),
             Err(KeyFormatError::InvalidPrefix)

@@ -235,10 +235,16 @@ mod tests {
         assert_eq!(store.writes.load(Ordering::SeqCst), 1);
         let mut written = store.written.lock().unwrap().clone();
         written.sort_by_key(|u| u.at);
-        assert_eq!(written, [LastUse { digest: b, at: 50 }, LastUse {
-            digest: a,
-            at: 1099
-        }]);
+        assert_eq!(
+            written,
+            [
+                LastUse { digest: b, at: 50 },
+                LastUse {
+                    digest: a,
+                    at: 1099
+                }
+            ]
+        );
         // Nothing pending: no write at all.
         assert_eq!(recorder.flush().await.unwrap(), 0);
         assert_eq!(store.writes.load(Ordering::SeqCst), 1);
@@ -292,7 +298,10 @@ mod tests {
         // Never more than one write per elapsed interval, however the
         // scheduler ran: 5,000 uses became a handful of writes.
         let bound = elapsed.as_millis() / every.as_millis() + 1;
-        assert!(writes >= 1 && writes as u128 <= bound, "{writes} writes in {elapsed:?}");
+        assert!(
+            writes >= 1 && writes as u128 <= bound,
+            "{writes} writes in {elapsed:?}"
+        );
         let written = store.written.lock().unwrap();
         assert_eq!(written.last().map(|u| u.at), Some(4999));
         assert!(written.iter().all(|u| u.digest == digest));

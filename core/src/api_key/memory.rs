@@ -202,10 +202,13 @@ mod tests {
             .await
             .unwrap();
         store
-            .record_use(&[LastUse { digest, at: 40 }, LastUse {
-                digest: KeyDigest::of("unknown"),
-                at: 60,
-            }])
+            .record_use(&[
+                LastUse { digest, at: 40 },
+                LastUse {
+                    digest: KeyDigest::of("unknown"),
+                    at: 60,
+                },
+            ])
             .await
             .unwrap();
         let r = store.lookup(&digest).await.unwrap().unwrap();

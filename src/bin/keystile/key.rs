@@ -245,10 +245,16 @@ mod database {
 
     pub fn store(url: &str, record: ApiKeyRecord) -> Result<(), String> {
         block_on(async {
-            connect(url).await?.create(record).await.map_err(|e| match e {
-                CreateError::Duplicate => "a key with this id or digest exists; mint again".into(),
-                other => format!("cannot store the key: {other}"),
-            })
+            connect(url)
+                .await?
+                .create(record)
+                .await
+                .map_err(|e| match e {
+                    CreateError::Duplicate => {
+                        "a key with this id or digest exists; mint again".into()
+                    }
+                    other => format!("cannot store the key: {other}"),
+                })
         })
     }
 
@@ -303,7 +309,16 @@ mod tests {
         assert_eq!(parse_lifetime("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_lifetime("90m"), Ok(Duration::from_secs(5_400)));
         assert_eq!(parse_lifetime("2w"), Ok(Duration::from_secs(1_209_600)));
-        for bad in ["", "30", "d", "0d", "-1d", "1y", "1.5h", "99999999999999999999w"] {
+        for bad in [
+            "",
+            "30",
+            "d",
+            "0d",
+            "-1d",
+            "1y",
+            "1.5h",
+            "99999999999999999999w",
+        ] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }
     }
