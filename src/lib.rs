@@ -31,12 +31,12 @@
 #![deny(missing_docs)]
 
 pub use keystile_core::{
-    api_key, bearer, clock, codec, encoding, identity, keys, mac, random, rejection, replay,
-    scopes, session, store,
-};
-pub use keystile_core::{
     AuthMethod, Clock, CodecError, Credential, KeyError, KeyId, Keyring, ManualClock, Purpose,
     Reason, Rejection, Scopes, SharedClock, SignedCodec, SigningKey, SystemClock, Verified,
+};
+pub use keystile_core::{
+    api_key, bearer, clock, codec, encoding, identity, keys, mac, one_time, random, rejection,
+    replay, scopes, session, store,
 };
 
 /// Tower layers (re-exported from `keystile-middleware`).

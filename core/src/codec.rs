@@ -296,8 +296,7 @@ impl SignedCodec {
             .position(|b| *b == b'.')
             .ok_or(Malformed::Structure)?;
         let (kid, payload_text) = (&signed[..kid_dot], &signed[kid_dot + 1..]);
-        if !KeyId::is_valid(kid) || tag_text.len() != TAG_TEXT_LEN || payload_text.contains(&b'.')
-        {
+        if !KeyId::is_valid(kid) || tag_text.len() != TAG_TEXT_LEN || payload_text.contains(&b'.') {
             return Err(Malformed::Structure.into());
         }
         let key = self
@@ -409,7 +408,10 @@ mod tests {
         let lenient = c.clone().with_leeway(Duration::from_secs(5));
         assert!(lenient.open::<Claims>(&token).is_ok());
         clock.advance(Duration::from_secs(5));
-        assert_eq!(lenient.open::<Claims>(&token).unwrap_err(), CodecError::Expired);
+        assert_eq!(
+            lenient.open::<Claims>(&token).unwrap_err(),
+            CodecError::Expired
+        );
     }
 
     #[test]
@@ -422,7 +424,10 @@ mod tests {
             not_before: Some(T0 + 10),
         };
         let token = c.seal_with(&claims(), future).unwrap();
-        assert_eq!(c.open::<Claims>(&token).unwrap_err(), CodecError::NotYetValid);
+        assert_eq!(
+            c.open::<Claims>(&token).unwrap_err(),
+            CodecError::NotYetValid
+        );
         clock.advance(Duration::from_secs(10));
         assert!(c.open::<Claims>(&token).is_ok());
 
@@ -452,7 +457,10 @@ mod tests {
         assert!(fresh.starts_with(key(2).id().as_str()));
 
         let removed = codec(Keyring::new(key(2)), "test", &clock);
-        assert_eq!(removed.open::<Claims>(&token).unwrap_err(), CodecError::UnknownKey);
+        assert_eq!(
+            removed.open::<Claims>(&token).unwrap_err(),
+            CodecError::UnknownKey
+        );
     }
 
     #[test]
@@ -462,7 +470,10 @@ mod tests {
         let a = codec(Keyring::new(key(1).with_id(id.clone())), "test", &clock);
         let b = codec(Keyring::new(key(2).with_id(id)), "test", &clock);
         let token = a.seal(&claims(), Duration::from_secs(60)).unwrap();
-        assert_eq!(b.open::<Claims>(&token).unwrap_err(), CodecError::BadSignature);
+        assert_eq!(
+            b.open::<Claims>(&token).unwrap_err(),
+            CodecError::BadSignature
+        );
     }
 
     #[test]
@@ -472,10 +483,19 @@ mod tests {
         let token = c.seal(&claims(), Duration::from_secs(60)).unwrap();
         let malformed = |kind| Err::<Verified<Claims>, _>(CodecError::Malformed(kind));
 
-        assert_eq!(c.open::<Claims>(vec![b'a'; 4097]), malformed(Malformed::TooLong));
+        assert_eq!(
+            c.open::<Claims>(vec![b'a'; 4097]),
+            malformed(Malformed::TooLong)
+        );
         assert_eq!(c.open::<Claims>(""), malformed(Malformed::Structure));
-        assert_eq!(c.open::<Claims>(&token[..token.len() - 1]), malformed(Malformed::Structure));
-        assert_eq!(c.open::<Claims>(&token[..20]), malformed(Malformed::Structure));
+        assert_eq!(
+            c.open::<Claims>(&token[..token.len() - 1]),
+            malformed(Malformed::Structure)
+        );
+        assert_eq!(
+            c.open::<Claims>(&token[..20]),
+            malformed(Malformed::Structure)
+        );
         assert_eq!(
             c.open::<Claims>(format!("{token}.x")),
             malformed(Malformed::Structure)
@@ -508,12 +528,18 @@ mod tests {
             &c,
             br#"{"iat":1700000000,"exp":1700000060,"dat":{"sub":"a","n":1,"admin":true}}"#,
         );
-        assert_eq!(c.open::<Claims>(&extra_field), malformed(Malformed::Payload));
+        assert_eq!(
+            c.open::<Claims>(&extra_field),
+            malformed(Malformed::Payload)
+        );
         let extra_envelope = sign_raw(
             &c,
             br#"{"iat":1700000000,"exp":1700000060,"dat":{"sub":"a","n":1},"x":1}"#,
         );
-        assert_eq!(c.open::<Claims>(&extra_envelope), malformed(Malformed::Payload));
+        assert_eq!(
+            c.open::<Claims>(&extra_envelope),
+            malformed(Malformed::Payload)
+        );
         let no_exp = sign_raw(&c, br#"{"iat":1700000000,"dat":{"sub":"a","n":1}}"#);
         assert_eq!(c.open::<Claims>(&no_exp), malformed(Malformed::Payload));
         let not_json = sign_raw(&c, b"\xff\xfe");
@@ -529,7 +555,10 @@ mod tests {
         let mut tag_bytes: [u8; 32] = encoding::decode_array(tag).unwrap();
         tag_bytes[16] ^= 0x01;
         let tampered = format!("{head}.{}", encoding::encode(tag_bytes));
-        assert_eq!(c.open::<Claims>(&tampered).unwrap_err(), CodecError::BadSignature);
+        assert_eq!(
+            c.open::<Claims>(&tampered).unwrap_err(),
+            CodecError::BadSignature
+        );
     }
 
     #[test]

@@ -221,7 +221,7 @@ pub fn generate_secret() -> Result<Zeroizing<String>, KeyError> {
 
 fn decode_secret(text: &str) -> Result<Vec<u8>, KeyError> {
     let is_hex = !text.is_empty()
-        && text.len() % 2 == 0
+        && text.len().is_multiple_of(2)
         && text.bytes().all(|b| b.is_ascii_hexdigit());
     if is_hex {
         hex::decode(text).map_err(|_| KeyError::Encoding)
@@ -265,14 +265,21 @@ impl Keyring {
 
     /// Like [`Keyring::from_env`], reading variables through `get`.
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Self, KeyError> {
-        let invalid = |var: &'static str| move |e: KeyError| KeyError::InvalidVar {
-            var,
-            source: Box::new(e),
+        let invalid = |var: &'static str| {
+            move |e: KeyError| KeyError::InvalidVar {
+                var,
+                source: Box::new(e),
+            }
         };
-        let primary = Zeroizing::new(get(SECRET_VAR).ok_or(KeyError::MissingVar { var: SECRET_VAR })?);
+        let primary =
+            Zeroizing::new(get(SECRET_VAR).ok_or(KeyError::MissingVar { var: SECRET_VAR })?);
         let mut ring = Self::new(SigningKey::from_encoded(&primary).map_err(invalid(SECRET_VAR))?);
         if let Some(fallbacks) = get(FALLBACKS_VAR).map(Zeroizing::new) {
-            for text in fallbacks.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            for text in fallbacks
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            {
                 let key = SigningKey::from_encoded(text).map_err(invalid(FALLBACKS_VAR))?;
                 ring = ring.with_fallback(key).map_err(invalid(FALLBACKS_VAR))?;
             }
@@ -406,7 +413,10 @@ mod tests {
         assert!(err.to_string().contains("KEYSTILE_SECRET"));
 
         let err = Keyring::from_vars(vars(&[(SECRET_VAR, "c2hvcnQ")])).unwrap_err();
-        assert!(err.to_string().starts_with("KEYSTILE_SECRET: secret is 5 bytes"));
+        assert!(
+            err.to_string()
+                .starts_with("KEYSTILE_SECRET: secret is 5 bytes")
+        );
 
         let good = SigningKey::generate().unwrap();
         let err = Keyring::from_vars(vars(&[

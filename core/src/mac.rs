@@ -98,6 +98,9 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        assert_eq!(format!("{:?}", MacKey::new(b"secret")), "MacKey(<redacted>)");
+        assert_eq!(
+            format!("{:?}", MacKey::new(b"secret")),
+            "MacKey(<redacted>)"
+        );
     }
 }

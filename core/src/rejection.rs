@@ -320,7 +320,10 @@ impl std::error::Error for Rejection {}
 /// Text safe inside an HTTP quoted-string: quotes and backslashes escaped,
 /// control characters (header injection) dropped.
 fn quoted(text: &str) -> Cow<'_, str> {
-    if text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\') {
+    if text
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 2);
@@ -353,7 +356,10 @@ mod tests {
             .with_challenge("api")
             .into_response();
         assert_eq!(r.status(), 401);
-        assert_eq!(header(&r, "www-authenticate").unwrap(), r#"Bearer realm="api""#);
+        assert_eq!(
+            header(&r, "www-authenticate").unwrap(),
+            r#"Bearer realm="api""#
+        );
     }
 
     #[test]

@@ -105,7 +105,9 @@ impl Serialize for Scopes {
 
 impl<'de> Deserialize<'de> for Scopes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Vec::<String>::deserialize(deserializer)?.into_iter().collect())
+        Ok(Vec::<String>::deserialize(deserializer)?
+            .into_iter()
+            .collect())
     }
 }
 

@@ -115,7 +115,10 @@ mod tests {
             assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
             let text = body(response).await;
             assert!(text.contains("missing_layer"), "{text}");
-            assert!(text.contains("ApiKeyLayer, BearerLayer or SessionLayer"), "{text}");
+            assert!(
+                text.contains("ApiKeyLayer, BearerLayer or SessionLayer"),
+                "{text}"
+            );
         }
     }
 

@@ -91,7 +91,10 @@ fn single<'a>(
 
 fn visible_ascii(value: &HeaderValue) -> Result<&str, MalformedHeader> {
     let bytes = value.as_bytes();
-    if bytes.iter().all(|b| (0x20..0x7f).contains(b) || *b == b'\t') {
+    if bytes
+        .iter()
+        .all(|b| (0x20..0x7f).contains(b) || *b == b'\t')
+    {
         // Safe to view as str: every byte is ASCII.
         std::str::from_utf8(bytes).map_err(|_| MalformedHeader)
     } else {
@@ -125,11 +128,23 @@ mod tests {
     #[test]
     fn empty_and_other_schemes_are_absent() {
         assert_eq!(bearer_token(&HeaderMap::new()), Ok(None));
-        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearer")])), Ok(None));
-        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearer   ")])), Ok(None));
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", b"Bearer")])),
+            Ok(None)
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", b"Bearer   ")])),
+            Ok(None)
+        );
         assert_eq!(bearer_token(&headers(&[("authorization", b"")])), Ok(None));
-        assert_eq!(bearer_token(&headers(&[("authorization", b"Basic YTpi")])), Ok(None));
-        assert_eq!(bearer_token(&headers(&[("authorization", b"Bearerx tok")])), Ok(None));
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", b"Basic YTpi")])),
+            Ok(None)
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", b"Bearerx tok")])),
+            Ok(None)
+        );
         assert_eq!(api_key(&headers(&[("x-api-key", b"")])), Ok(None));
     }
 
@@ -145,7 +160,10 @@ mod tests {
 
     #[test]
     fn ambiguous_or_non_ascii_values_are_malformed() {
-        let twice = headers(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")]);
+        let twice = headers(&[
+            ("authorization", b"Bearer a"),
+            ("authorization", b"Bearer b"),
+        ]);
         assert_eq!(bearer_token(&twice), Err(MalformedHeader));
         let inner_space = headers(&[("authorization", b"Bearer a b")]);
         assert_eq!(bearer_token(&inner_space), Err(MalformedHeader));

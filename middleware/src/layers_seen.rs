@@ -69,6 +69,8 @@ impl LayersSeen {
 
     /// Whether any auth layer ran on this request.
     pub fn any(extensions: &Extensions) -> bool {
-        extensions.get::<LayersSeen>().is_some_and(|seen| seen.0 != 0)
+        extensions
+            .get::<LayersSeen>()
+            .is_some_and(|seen| seen.0 != 0)
     }
 }
