@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use api_key_support::{TestSchema, app, client, serve};
 use keystile::api_key::{KeyDigest, parse};
-use keystile::clock::ManualClock;
+use keystile::clock::{Clock as _, ManualClock, SystemClock};
 
 fn keystile(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keystile"))
@@ -146,6 +146,9 @@ async fn mint_list_revoke_against_postgres() {
         "{}",
         String::from_utf8_lossy(&revoke.stderr)
     );
+    // The CLI stamped the revocation with the system time; move the test
+    // clock past it.
+    clock.set_unix_millis(SystemClock.unix_millis() + 1_000);
     let r = client()
         .get(format!("{base}/whoami"))
         .header("x-api-key", &key)

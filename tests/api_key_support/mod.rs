@@ -209,11 +209,9 @@ impl TestSchema {
 
     /// The schema-qualified URL the CLI can use.
     pub fn url(&self) -> String {
-        format!(
-            "{}?options=-c%20search_path%3D{}",
-            database_url(),
-            self.name
-        )
+        let url = database_url();
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joiner}options=-c%20search_path%3D{}", self.name)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! What you rely on (SPEC §3):
 //!
-//! - [`format`]: keys read `{prefix}_{43 base62 random}{6 base62 CRC-32}`;
+//! - [`format`](mod@format): keys read `{prefix}_{43 base62 random}{6 base62 CRC-32}`;
 //!   [`parse`] refuses typos and invented keys by checksum before any store
 //!   is asked; [`SCANNER_REGEX`] lets secret scanners find them.
 //! - [`digest`]: only [`KeyDigest`] (SHA-256 of the whole key, 32 raw bytes)
