@@ -54,8 +54,29 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Default bound on every store call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-const COLUMNS: &str = "id, name, prefix, digest, owner, scopes, created_at, expires_at, \
-                       revoked_at, last_used_at";
+/// The record's columns, as a literal so queries are built at compile time.
+macro_rules! columns {
+    () => {
+        "id, name, prefix, digest, owner, scopes, created_at, expires_at, revoked_at, \
+         last_used_at"
+    };
+}
+
+// Expired and revoked keys are filtered here, against the injected clock ($2),
+// so they are indistinguishable from unknown ones.
+const LOOKUP_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM keystile_api_keys WHERE digest = $1 \
+     AND (expires_at IS NULL OR expires_at > $2) \
+     AND (revoked_at IS NULL OR revoked_at > $2)"
+);
+
+const LIST_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM keystile_api_keys WHERE owner = $1 ORDER BY created_at, id"
+);
 
 /// API key records in PostgreSQL.
 #[derive(Clone)]
@@ -172,14 +193,9 @@ fn record_from(row: &PgRow) -> Result<ApiKeyRecord, sqlx::Error> {
 #[async_trait]
 impl ApiKeyStore for PostgresApiKeyStore {
     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM keystile_api_keys WHERE digest = $1 \
-             AND (expires_at IS NULL OR expires_at > $2) \
-             AND (revoked_at IS NULL OR revoked_at > $2)"
-        );
         let row = self
             .bounded(
-                sqlx::query(&sql)
+                sqlx::query(LOOKUP_SQL)
                     .bind(&digest.0[..])
                     .bind(self.now())
                     .fetch_optional(&self.pool),
@@ -235,11 +251,8 @@ impl ApiKeyStore for PostgresApiKeyStore {
     }
 
     async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM keystile_api_keys WHERE owner = $1 ORDER BY created_at, id"
-        );
         let rows = self
-            .bounded(sqlx::query(&sql).bind(owner).fetch_all(&self.pool))
+            .bounded(sqlx::query(LIST_SQL).bind(owner).fetch_all(&self.pool))
             .await?;
         rows.iter()
             .map(|row| record_from(row).map(Arc::new))
