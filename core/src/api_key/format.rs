@@ -429,6 +429,24 @@ mod tests {
         );
     }
 
+    #[test]
+    fn scanner_regex_finds_keys_in_text_and_nothing_else() {
+        let scanner = regex::Regex::new(SCANNER_REGEX).unwrap();
+        for prefix in ["sk_live", "a", "rk_test_2", "abcdefghijklmnop"] {
+            let key = mint(&KeyPrefix::new(prefix).unwrap(), &OsRandom).unwrap();
+            let text = format!("export TOKEN=\"{}\"\n", key.as_str());
+            let found: Vec<_> = scanner.find_iter(&text).map(|m| m.as_str()).collect();
+            assert_eq!(found, [key.as_str()], "{prefix}");
+            let specific = regex::Regex::new(&format!(r"\b{prefix}_[0-9A-Za-z]{{49}}\b")).unwrap();
+            assert!(specific.is_match(&text));
+        }
+        let key = mint(&KeyPrefix::new("sk").unwrap(), &OsRandom).unwrap();
+        let text = key.as_str();
+        assert!(!scanner.is_match(&text[..text.len() - 1]), "48-char body");
+        assert!(!scanner.is_match(&format!("{text}x")), "50-char body");
+        assert!(!scanner.is_match("hello_world"));
+    }
+
     fn prefixes() -> impl Strategy<Value = String> {
         "[a-z0-9]([a-z0-9_]{0,14}[a-z0-9])?"
     }
