@@ -7,12 +7,16 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api_key;
 pub mod bearer;
 pub mod principal;
 pub mod rejection;
+pub mod scoped;
 pub mod session;
 
+pub use api_key::ApiKey;
 pub use bearer::{Bearer, Claims};
 pub use principal::Principal;
 pub use rejection::AuthRejection;
+pub use scoped::{RequiredScope, Scoped};
 pub use session::Session;

@@ -8,18 +8,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api_key;
 pub mod bearer;
 pub mod credentials;
 pub mod handoff;
 pub mod layers_seen;
 pub mod response;
+pub mod scope;
 pub mod session;
 pub mod session_cookie;
 pub mod session_version;
 pub mod tenant;
 
+pub use api_key::ApiKeyLayer;
 pub use bearer::BearerLayer;
 pub use handoff::HandoffLayer;
+pub use scope::RequireScopeLayer;
 pub use session::SessionLayer;
 pub use session_cookie::SessionCookie;
 pub use session_version::SessionVersionLayer;

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 #[path = "keystile/handoff.rs"]
 mod handoff;
+#[path = "keystile/key.rs"]
+mod key;
 
 /// keystile: secrets and credentials for the authentication edge.
 #[derive(Debug, Parser)]
@@ -23,6 +25,9 @@ enum Command {
     /// Single-use handoff links to a tenant.
     #[command(subcommand)]
     Handoff(handoff::HandoffCommand),
+    /// API keys: mint, list, revoke.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,5 +55,6 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Handoff(command) => handoff::run(command),
+        Command::Key(command) => key::run(command),
     }
 }

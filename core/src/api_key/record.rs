@@ -1,36 +1,34 @@
-use std::fmt;
+//! What is stored about an API key, and minting a key together with its
+//! record.
+//!
+//! ```
+//! use keystile_core::api_key::{KeyPrefix, NewApiKey, parse};
+//! use keystile_core::random::OsRandom;
+//! use keystile_core::scopes::Scopes;
+//!
+//! let (key, record) = NewApiKey::new(KeyPrefix::new("sk_live").unwrap(), "acme")
+//!     .with_name("ci")
+//!     .with_scopes(Scopes::parse("reports:read"))
+//!     .mint(&OsRandom, 1_700_000_000)
+//!     .unwrap();
+//! // Show `key` once; store `record`, which holds only the digest.
+//! assert_eq!(record.digest, parse(key.as_str()).unwrap().digest());
+//! assert_eq!(record.prefix, "sk_live");
+//! assert!(record.is_usable_at(1_700_000_000));
+//! ```
 
-use subtle::ConstantTimeEq as _;
-
+use super::digest::KeyDigest;
+use super::format::{KeyPrefix, MintedKey, base62_text, mint};
+use crate::random::{RandomError, RandomSource, bytes};
 use crate::scopes::Scopes;
 
-/// The SHA-256 digest of an API key: the only form in which a key is stored.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyDigest(pub [u8; 32]);
+/// Characters of a generated record id (16 random bytes in base62).
+pub const ID_LEN: usize = 22;
 
-impl KeyDigest {
-    /// The digest as 64 lowercase hex characters (for display and logs).
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Constant-time comparison of two digests.
-    pub fn ct_eq(&self, other: &KeyDigest) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for KeyDigest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // A prefix identifies a record in logs without printing the whole digest.
-        write!(f, "KeyDigest({}…)", &self.to_hex()[..8])
-    }
-}
-
-/// What is stored about an API key.
+/// What is stored about an API key. The plaintext key never is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiKeyRecord {
-    /// Stable public identifier of the key.
+    /// Stable public identifier of the key (not secret; used to revoke it).
     pub id: String,
     /// Human-readable name (e.g. `"ci"`).
     pub name: String,
@@ -48,7 +46,7 @@ pub struct ApiKeyRecord {
     pub expires_at: Option<u64>,
     /// Revocation time, Unix seconds; the key is refused from then on.
     pub revoked_at: Option<u64>,
-    /// Last successful use, Unix seconds (updated in batches).
+    /// Last successful use, Unix seconds (updated in batches, so it lags).
     pub last_used_at: Option<u64>,
 }
 
@@ -57,5 +55,105 @@ impl ApiKeyRecord {
     /// nor revoked.
     pub fn is_usable_at(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|t| now < t) && self.revoked_at.is_none_or(|t| now < t)
+    }
+}
+
+/// The description of a key to mint.
+#[derive(Clone, Debug)]
+pub struct NewApiKey {
+    prefix: KeyPrefix,
+    owner: String,
+    name: String,
+    scopes: Scopes,
+    expires_at: Option<u64>,
+}
+
+impl NewApiKey {
+    /// A key with `prefix`, owned by `owner`, with no name, no scopes and no
+    /// expiry.
+    pub fn new(prefix: KeyPrefix, owner: impl Into<String>) -> Self {
+        Self {
+            prefix,
+            owner: owner.into(),
+            name: String::new(),
+            scopes: Scopes::none(),
+            expires_at: None,
+        }
+    }
+
+    /// Sets the human-readable name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Sets the scopes.
+    pub fn with_scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = scopes;
+        self
+    }
+
+    /// Sets the expiry (Unix seconds).
+    pub fn expires_at(mut self, at: u64) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
+    /// Mints the key and its record, created at `now` (Unix seconds). The
+    /// record id and the key come from `random`.
+    pub fn mint(
+        self,
+        random: &dyn RandomSource,
+        now: u64,
+    ) -> Result<(MintedKey, ApiKeyRecord), RandomError> {
+        let key = mint(&self.prefix, random)?;
+        let id = base62_text(&bytes::<16>(random)?, ID_LEN);
+        let record = ApiKeyRecord {
+            id,
+            name: self.name,
+            prefix: self.prefix.as_str().to_owned(),
+            digest: key.digest(),
+            owner: self.owner,
+            scopes: self.scopes,
+            created_at: now,
+            expires_at: self.expires_at,
+            revoked_at: None,
+            last_used_at: None,
+        };
+        Ok((key, record))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::random::OsRandom;
+
+    fn record() -> ApiKeyRecord {
+        NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
+            .mint(&OsRandom, 100)
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn expired_and_revoked_records_are_unusable_from_that_second() {
+        let mut r = record();
+        assert!(r.is_usable_at(u64::MAX));
+        r.expires_at = Some(200);
+        assert!(r.is_usable_at(199));
+        assert!(!r.is_usable_at(200));
+        r.expires_at = None;
+        r.revoked_at = Some(150);
+        assert!(r.is_usable_at(149));
+        assert!(!r.is_usable_at(150));
+    }
+
+    #[test]
+    fn minted_records_get_distinct_base62_ids() {
+        let (a, b) = (record(), record());
+        assert_ne!(a.id, b.id);
+        assert_eq!(a.id.len(), ID_LEN);
+        assert!(a.id.bytes().all(|c| c.is_ascii_alphanumeric()));
     }
 }

@@ -1,0 +1,457 @@
+//! [`CachedApiKeyStore`]: a bounded cache in front of any [`ApiKeyStore`].
+//!
+//! What you rely on:
+//!
+//! - **Revocation bound.** A record is served from the cache for at most
+//!   [`max_staleness`](CachedApiKeyStore::with_max_staleness) (default
+//!   [`DEFAULT_MAX_STALENESS`], 30 s) after it was read from the backing
+//!   store. A key revoked by another process therefore stops working within
+//!   that bound; one revoked through this wrapper stops at once. A staleness
+//!   of zero turns the cache off entirely. Expiry needs no bound: the layer
+//!   checks `expires_at` on every request against its clock.
+//! - **Unknown keys** are cached as "unknown" for
+//!   [`negative_ttl`](CachedApiKeyStore::with_negative_ttl) so a client
+//!   retrying a dead key does not hammer the database. The negative cache has
+//!   its own entry bound, so a flood of invented (checksum-valid) keys can
+//!   neither exhaust memory nor evict known keys.
+//! - **Bounded memory.** At most `capacity` known and `negative_capacity`
+//!   unknown digests are held; when full, expired entries go first, then
+//!   arbitrary ones.
+//! - **Failures are not cached:** a backend error passes through (→ 503) and
+//!   the next request asks again.
+//! - Time is the injected clock, so tests move a
+//!   [`ManualClock`](crate::clock::ManualClock) instead of sleeping.
+//!
+//! ```
+//! use std::time::Duration;
+//! use keystile_core::api_key::{CachedApiKeyStore, MemoryApiKeyStore};
+//!
+//! // In production the inner store is `PostgresApiKeyStore`.
+//! let store = CachedApiKeyStore::new(MemoryApiKeyStore::new())
+//!     .with_max_staleness(Duration::from_secs(10))
+//!     .with_capacity(50_000);
+//! assert_eq!(store.max_staleness(), Duration::from_secs(10));
+//! ```
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::digest::KeyDigest;
+use super::record::ApiKeyRecord;
+use super::store::{ApiKeyStore, CreateError, LastUse};
+use crate::clock::{SharedClock, SystemClock};
+use crate::store::StoreError;
+
+/// Default longest time a cached record is served (and so the longest a key
+/// revoked elsewhere stays usable).
+pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(30);
+/// Default time an unknown digest is remembered as unknown.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// Default bound on cached known keys.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+/// Default bound on cached unknown digests.
+pub const DEFAULT_NEGATIVE_CAPACITY: usize = 10_000;
+
+const SHARDS: usize = 16;
+
+/// A bounded, time-limited cache in front of another [`ApiKeyStore`].
+pub struct CachedApiKeyStore<S> {
+    inner: S,
+    clock: SharedClock,
+    max_staleness_ms: u64,
+    negative_ttl_ms: u64,
+    per_shard: usize,
+    negative_per_shard: usize,
+    // Sharded by digest (uniformly random), so readers of different keys
+    // rarely share a lock and writers block only 1/16 of the readers.
+    shards: Box<[RwLock<Shard>]>,
+}
+
+#[derive(Default)]
+struct Shard {
+    known: HashMap<[u8; 32], Cached<Arc<ApiKeyRecord>>>,
+    unknown: HashMap<[u8; 32], Cached<()>>,
+}
+
+struct Cached<T> {
+    value: T,
+    stored_ms: u64,
+    until_ms: u64,
+}
+
+impl<T> Cached<T> {
+    fn fresh_at(&self, now_ms: u64) -> bool {
+        // A clock that moved backwards before `stored_ms` counts as stale, so
+        // a clock jump can never stretch the revocation bound.
+        self.stored_ms <= now_ms && now_ms < self.until_ms
+    }
+}
+
+impl<S: ApiKeyStore> CachedApiKeyStore<S> {
+    /// A cache with the default bounds in front of `inner`.
+    pub fn new(inner: S) -> Self {
+        Self {
+            inner,
+            clock: SystemClock::shared(),
+            max_staleness_ms: millis(DEFAULT_MAX_STALENESS),
+            negative_ttl_ms: millis(DEFAULT_NEGATIVE_TTL),
+            per_shard: DEFAULT_CAPACITY.div_ceil(SHARDS),
+            negative_per_shard: DEFAULT_NEGATIVE_CAPACITY.div_ceil(SHARDS),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+        }
+    }
+
+    /// Sets the longest time a record is served from the cache; zero
+    /// disables caching (every lookup goes to the inner store).
+    pub fn with_max_staleness(mut self, max: Duration) -> Self {
+        self.max_staleness_ms = millis(max);
+        self
+    }
+
+    /// Sets how long an unknown digest is remembered; zero disables
+    /// negative caching.
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl_ms = millis(ttl);
+        self
+    }
+
+    /// Sets the bound on cached known keys.
+    pub fn with_capacity(mut self, entries: usize) -> Self {
+        self.per_shard = entries.div_ceil(SHARDS);
+        self
+    }
+
+    /// Sets the bound on cached unknown digests.
+    pub fn with_negative_capacity(mut self, entries: usize) -> Self {
+        self.negative_per_shard = entries.div_ceil(SHARDS);
+        self
+    }
+
+    /// Uses `clock` for cache freshness.
+    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The longest time a revoked key can stay usable through this cache.
+    pub fn max_staleness(&self) -> Duration {
+        Duration::from_millis(self.max_staleness_ms)
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Drops whatever is cached for `digest`.
+    pub fn invalidate(&self, digest: &KeyDigest) {
+        let mut shard = self.write(digest);
+        shard.known.remove(&digest.0);
+        shard.unknown.remove(&digest.0);
+    }
+
+    /// Drops everything cached.
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
+        }
+    }
+
+    /// Number of cached known keys and unknown digests.
+    pub fn cached(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, u), shard| {
+            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
+            (k + shard.known.len(), u + shard.unknown.len())
+        })
+    }
+
+    fn shard_of(&self, digest: &KeyDigest) -> &RwLock<Shard> {
+        &self.shards[usize::from(digest.0[0]) % self.shards.len()]
+    }
+
+    fn write(&self, digest: &KeyDigest) -> std::sync::RwLockWriteGuard<'_, Shard> {
+        self.shard_of(digest)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn remember(&self, digest: &KeyDigest, found: Option<&Arc<ApiKeyRecord>>, now_ms: u64) {
+        let mut shard = self.write(digest);
+        match found {
+            Some(record) => {
+                let entry = Cached {
+                    value: record.clone(),
+                    stored_ms: now_ms,
+                    until_ms: now_ms.saturating_add(self.max_staleness_ms),
+                };
+                shard.unknown.remove(&digest.0);
+                insert_bounded(&mut shard.known, digest.0, entry, self.per_shard, now_ms);
+            }
+            None if self.negative_ttl_ms > 0 => {
+                let entry = Cached {
+                    value: (),
+                    stored_ms: now_ms,
+                    until_ms: now_ms.saturating_add(self.negative_ttl_ms),
+                };
+                insert_bounded(
+                    &mut shard.unknown,
+                    digest.0,
+                    entry,
+                    self.negative_per_shard,
+                    now_ms,
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+fn insert_bounded<T>(
+    map: &mut HashMap<[u8; 32], Cached<T>>,
+    key: [u8; 32],
+    entry: Cached<T>,
+    bound: usize,
+    now_ms: u64,
+) {
+    if bound == 0 {
+        return;
+    }
+    if map.len() >= bound && !map.contains_key(&key) {
+        map.retain(|_, cached| cached.fresh_at(now_ms));
+        if map.len() >= bound {
+            // Arbitrary victim (hash order): cheap, and an attacker cannot
+            // aim it since digests of unknown keys are theirs but positions
+            // in a randomly seeded map are not.
+            if let Some(victim) = map.keys().next().copied() {
+                map.remove(&victim);
+            }
+        }
+    }
+    map.insert(key, entry);
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl<S> fmt::Debug for CachedApiKeyStore<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CachedApiKeyStore")
+            .field("max_staleness_ms", &self.max_staleness_ms)
+            .field("negative_ttl_ms", &self.negative_ttl_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
+    async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+        if self.max_staleness_ms == 0 {
+            return self.inner.lookup(digest).await;
+        }
+        let now_ms = self.clock.unix_millis();
+        {
+            let shard = self
+                .shard_of(digest)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(hit) = shard.known.get(&digest.0)
+                && hit.fresh_at(now_ms)
+            {
+                return Ok(Some(hit.value.clone()));
+            }
+            if shard
+                .unknown
+                .get(&digest.0)
+                .is_some_and(|hit| hit.fresh_at(now_ms))
+            {
+                return Ok(None);
+            }
+        }
+        let found = self.inner.lookup(digest).await?;
+        self.remember(digest, found.as_ref(), now_ms);
+        Ok(found)
+    }
+
+    async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
+        let digest = record.digest;
+        self.inner.create(record).await?;
+        self.invalidate(&digest);
+        Ok(())
+    }
+
+    async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+        let revoked = self.inner.revoke(id, at).await?;
+        // Drop the record whether or not this call revoked it: the cached
+        // copy may predate a revocation made elsewhere.
+        for shard in self.shards.iter() {
+            shard
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .known
+                .retain(|_, cached| cached.value.id != id);
+        }
+        Ok(revoked)
+    }
+
+    async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
+        self.inner.list(owner).await
+    }
+
+    async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+        self.inner.record_use(uses).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::api_key::{KeyPrefix, MemoryApiKeyStore, NewApiKey};
+    use crate::clock::ManualClock;
+    use crate::random::OsRandom;
+
+    /// Counts lookups and can be switched off.
+    #[derive(Default)]
+    struct Backing {
+        records: MemoryApiKeyStore,
+        lookups: AtomicUsize,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl ApiKeyStore for Backing {
+        async fn lookup(
+            &self,
+            digest: &KeyDigest,
+        ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            if self.down.load(Ordering::SeqCst) {
+                return Err(StoreError::message("down"));
+            }
+            self.records.lookup(digest).await
+        }
+        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
+            self.records.create(record).await
+        }
+        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+            self.records.revoke(id, at).await
+        }
+        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
+            self.records.list(owner).await
+        }
+        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+            self.records.record_use(uses).await
+        }
+    }
+
+    async fn setup(
+        staleness: u64,
+    ) -> (
+        CachedApiKeyStore<Arc<Backing>>,
+        Arc<Backing>,
+        ManualClock,
+        ApiKeyRecord,
+    ) {
+        let clock = ManualClock::at_unix(1_000);
+        let backing = Arc::new(Backing::default());
+        let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
+            .mint(&OsRandom, 1_000)
+            .unwrap();
+        backing.records.create(record.clone()).await.unwrap();
+        let cache = CachedApiKeyStore::new(backing.clone())
+            .with_clock(clock.shared())
+            .with_max_staleness(Duration::from_secs(staleness));
+        (cache, backing, clock, record)
+    }
+
+    #[tokio::test]
+    async fn hits_skip_the_backing_store_until_stale() {
+        let (cache, backing, clock, record) = setup(30).await;
+        for _ in 0..5 {
+            assert!(cache.lookup(&record.digest).await.unwrap().is_some());
+        }
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), 1);
+        clock.advance(Duration::from_secs(30));
+        assert!(cache.lookup(&record.digest).await.unwrap().is_some());
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn revoked_elsewhere_is_seen_within_the_bound() {
+        let (cache, backing, clock, record) = setup(30).await;
+        assert!(cache.lookup(&record.digest).await.unwrap().is_some());
+        // Another process revokes it directly in the backing store.
+        backing.records.revoke(&record.id, 1_000).await.unwrap();
+        clock.advance(Duration::from_millis(29_999));
+        let stale = cache.lookup(&record.digest).await.unwrap().unwrap();
+        assert_eq!(stale.revoked_at, None, "still inside the bound");
+        clock.advance(Duration::from_millis(1));
+        let fresh = cache.lookup(&record.digest).await.unwrap().unwrap();
+        assert_eq!(fresh.revoked_at, Some(1_000));
+    }
+
+    #[tokio::test]
+    async fn revoked_through_the_cache_is_seen_at_once() {
+        let (cache, _, _, record) = setup(30).await;
+        assert!(cache.lookup(&record.digest).await.unwrap().is_some());
+        assert!(cache.revoke(&record.id, 1_000).await.unwrap());
+        let r = cache.lookup(&record.digest).await.unwrap().unwrap();
+        assert_eq!(r.revoked_at, Some(1_000));
+    }
+
+    #[tokio::test]
+    async fn zero_staleness_disables_the_cache() {
+        let (cache, backing, _, record) = setup(0).await;
+        for _ in 0..3 {
+            cache.lookup(&record.digest).await.unwrap();
+            cache.lookup(&KeyDigest::of("unknown")).await.unwrap();
+        }
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), 6);
+        assert_eq!(cache.cached(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_clock_moved_backwards_does_not_stretch_the_bound() {
+        let (cache, backing, clock, record) = setup(30).await;
+        cache.lookup(&record.digest).await.unwrap();
+        clock.rewind(Duration::from_secs(5));
+        cache.lookup(&record.digest).await.unwrap();
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_digests_are_cached_but_bounded() {
+        let (cache, backing, _, record) = setup(30).await;
+        let cache = cache.with_negative_capacity(64).with_capacity(64);
+        let unknown = KeyDigest::of("nope");
+        assert!(cache.lookup(&unknown).await.unwrap().is_none());
+        assert!(cache.lookup(&unknown).await.unwrap().is_none());
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), 1);
+
+        cache.lookup(&record.digest).await.unwrap();
+        for i in 0..5_000u32 {
+            cache.lookup(&KeyDigest::of(&i.to_string())).await.unwrap();
+        }
+        let (known, unknown_cached) = cache.cached();
+        assert!(unknown_cached <= 64, "{unknown_cached}");
+        assert_eq!(known, 1, "a flood of unknown keys evicts no known key");
+        let before = backing.lookups.load(Ordering::SeqCst);
+        cache.lookup(&record.digest).await.unwrap();
+        assert_eq!(backing.lookups.load(Ordering::SeqCst), before);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let (cache, backing, _, record) = setup(30).await;
+        backing.down.store(true, Ordering::SeqCst);
+        assert!(cache.lookup(&record.digest).await.is_err());
+        backing.down.store(false, Ordering::SeqCst);
+        assert!(cache.lookup(&record.digest).await.unwrap().is_some());
+    }
+}

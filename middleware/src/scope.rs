@@ -1,0 +1,263 @@
+//! [`RequireScopeLayer`]: refuse requests whose identity lacks a scope.
+//!
+//! Works on the [`Principal`] any auth layer inserted (API key, bearer
+//! token, session). Put it INSIDE the auth layer: with axum's
+//! `route_layer`, add it first and the auth layer after it, so the auth
+//! layer runs first.
+//!
+//! | request                                  | response |
+//! |------------------------------------------|----------|
+//! | principal has every needed scope (or `*`) | passed on |
+//! | principal lacks one                      | 403, `Bearer realm="…", error="insufficient_scope", scope="…"` |
+//! | no principal, an auth layer ran (optional mode) | 401, `Bearer realm="…"` |
+//! | no auth layer ran at all                 | 500 naming the missing layer (a wiring mistake) |
+//!
+//! ```
+//! use std::sync::Arc;
+//! use axum::{Router, routing::{get, post}};
+//! use keystile_core::api_key::MemoryApiKeyStore;
+//! use keystile_middleware::{api_key::ApiKeyLayer, scope::RequireScopeLayer};
+//!
+//! let store = Arc::new(MemoryApiKeyStore::new());
+//! let reads = Router::new()
+//!     .route("/reports", get(|| async { "reports" }))
+//!     .route_layer(RequireScopeLayer::new("reports:read"));
+//! let writes = Router::new()
+//!     .route("/reports", post(|| async { "created" }))
+//!     .route_layer(RequireScopeLayer::new("reports:write"));
+//! let app: Router = reads.merge(writes).route_layer(ApiKeyLayer::new(store));
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::response::Response;
+use futures_util::future::{Either, Ready, ready};
+use http::Request;
+use keystile_core::identity::Principal;
+use keystile_core::rejection::{Reason, Rejection};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::api_key::DEFAULT_REALM;
+use crate::layers_seen::LayersSeen;
+use crate::response::rejection_response;
+
+const SOURCE: &str = "RequireScopeLayer";
+
+/// Requires scopes of the request's [`Principal`]; see the
+/// [module docs](self).
+#[derive(Clone)]
+pub struct RequireScopeLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+struct Config {
+    needed: Vec<Cow<'static, str>>,
+    // The RFC 6750 `scope` attribute: every needed scope, space-separated.
+    scope_attr: Cow<'static, str>,
+    realm: Cow<'static, str>,
+}
+
+impl RequireScopeLayer {
+    /// Requires `scope`.
+    pub fn new(scope: impl Into<Cow<'static, str>>) -> Self {
+        Self::all([scope])
+    }
+
+    /// Requires every scope in `scopes`.
+    pub fn all<I, T>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<Cow<'static, str>>,
+    {
+        let needed: Vec<Cow<'static, str>> = scopes.into_iter().map(Into::into).collect();
+        let scope_attr = match needed.as_slice() {
+            [one] => one.clone(),
+            many => Cow::Owned(many.join(" ")),
+        };
+        Self {
+            config: Arc::new(Config {
+                needed,
+                scope_attr,
+                realm: Cow::Borrowed(DEFAULT_REALM),
+            }),
+        }
+    }
+
+    /// Sets the realm named in `WWW-Authenticate` challenges.
+    pub fn with_realm(mut self, realm: impl Into<Cow<'static, str>>) -> Self {
+        Arc::make_mut(&mut self.config).realm = realm.into();
+        self
+    }
+}
+
+impl Config {
+    fn check(&self, req: &Request<Body>) -> Result<(), Rejection> {
+        let extensions = req.extensions();
+        match extensions.get::<Principal>() {
+            Some(principal)
+                if principal
+                    .scopes
+                    .allows_all(self.needed.iter().map(|s| &**s)) =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(Rejection::new(Reason::InsufficientScope, SOURCE)
+                .with_challenge(self.realm.clone())
+                .with_scope(self.scope_attr.clone())),
+            None if LayersSeen::any(extensions) => {
+                Err(Rejection::new(Reason::MissingCredentials, SOURCE)
+                    .with_challenge(self.realm.clone()))
+            }
+            None => Err(Rejection::new(Reason::MissingLayer, SOURCE).with_detail(
+                "RequireScopeLayer needs an auth layer (ApiKeyLayer, BearerLayer or \
+                 SessionLayer) to run before it: add the auth layer after it, e.g. \
+                 `.route_layer(RequireScopeLayer::new(..)).route_layer(ApiKeyLayer::new(..))`",
+            )),
+        }
+    }
+}
+
+impl fmt::Debug for RequireScopeLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScopeLayer")
+            .field("needed", &self.config.needed)
+            .field("realm", &self.config.realm)
+            .finish()
+    }
+}
+
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScope {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`RequireScopeLayer`] wraps around a route.
+#[derive(Clone)]
+pub struct RequireScope<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> fmt::Debug for RequireScope<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequireScope").finish_non_exhaustive()
+    }
+}
+
+impl<S> Service<Request<Body>> for RequireScope<S>
+where
+    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        match self.config.check(&req) {
+            Ok(()) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                Either::Left(inner.call(req))
+            }
+            Err(rejection) => Either::Right(ready(Ok(rejection_response(rejection)))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::routing::get;
+    use http::StatusCode;
+    use keystile_core::api_key::{KeyPrefix, NewApiKey};
+    use keystile_core::random::OsRandom;
+    use keystile_core::scopes::Scopes;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::layers_seen::AuthLayer;
+
+    fn principal(scopes: &str) -> Principal {
+        let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
+            .with_scopes(Scopes::parse(scopes))
+            .mint(&OsRandom, 0)
+            .unwrap();
+        Principal::from_api_key(Arc::new(record))
+    }
+
+    async fn send(layer: RequireScopeLayer, who: Option<Principal>, mark: bool) -> Response {
+        let app = Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route_layer(layer);
+        let mut req = Request::get("/").body(Body::empty()).unwrap();
+        if mark {
+            LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+        }
+        if let Some(who) = who {
+            req.extensions_mut().insert(who);
+        }
+        app.oneshot(req).await.unwrap()
+    }
+
+    fn challenge(r: &Response) -> &str {
+        r.headers()["www-authenticate"].to_str().unwrap()
+    }
+
+    #[tokio::test]
+    async fn exact_scope_and_wildcard_pass() {
+        let layer = RequireScopeLayer::new("reports:read");
+        for scopes in ["reports:read", "a reports:read", "*"] {
+            let r = send(layer.clone(), Some(principal(scopes)), true).await;
+            assert_eq!(r.status(), StatusCode::OK, "{scopes}");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_scope_is_403_insufficient_scope_naming_it() {
+        let layer = RequireScopeLayer::all(["reports:read", "reports:write"]).with_realm("r");
+        let r = send(layer, Some(principal("reports:read")), true).await;
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let c = challenge(&r);
+        assert!(
+            c.starts_with(r#"Bearer realm="r", error="insufficient_scope""#),
+            "{c}"
+        );
+        assert!(c.ends_with(r#"scope="reports:read reports:write""#), "{c}");
+    }
+
+    #[tokio::test]
+    async fn no_principal_after_an_auth_layer_is_401() {
+        let r = send(RequireScopeLayer::new("a"), None, true).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge(&r), r#"Bearer realm="api""#);
+    }
+
+    #[tokio::test]
+    async fn no_auth_layer_is_500_naming_it() {
+        let r = send(RequireScopeLayer::new("a"), None, false).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("ApiKeyLayer"), "{body}");
+    }
+}

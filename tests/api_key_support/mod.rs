@@ -1,0 +1,317 @@
+//! Shared pieces of the API key integration tests: the app under test, a
+//! store that counts lookups, a PostgreSQL schema per test, and a TCP proxy
+//! that can be cut to take "the database" down without touching the shared
+//! server.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::routing::get;
+use axum::{Json, Router};
+#[cfg(feature = "postgres")]
+use keystile::api_key::PostgresApiKeyStore;
+use keystile::api_key::{
+    ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, KeyPrefix, LastUse, LastUsedRecorder,
+    MintedKey, NewApiKey,
+};
+use keystile::clock::{Clock as _, ManualClock};
+use keystile::extract::{ApiKey, Scoped};
+use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
+use keystile::random::OsRandom;
+use keystile::scopes::Scopes;
+use keystile::store::StoreError;
+use serde_json::{Value, json};
+#[cfg(feature = "postgres")]
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+#[cfg(feature = "postgres")]
+use crate::support::{database_url, unique};
+
+pub const REALM: &str = "keystile-test";
+pub const NOW: u64 = 1_700_000_000;
+
+keystile::extract::scope!(
+    /// The typed scope the `/typed` route requires.
+    pub ReportsRead = "reports:read"
+);
+
+/// The app under test: the routes of `examples/api_keys.rs`, plus a typed
+/// scope route.
+pub fn app(
+    store: Arc<dyn ApiKeyStore>,
+    clock: &ManualClock,
+    recorder: Option<LastUsedRecorder>,
+) -> Router {
+    let mut layer = ApiKeyLayer::new(store)
+        .with_clock(clock.shared())
+        .with_realm(REALM);
+    if let Some(recorder) = recorder {
+        layer = layer.with_last_used(recorder);
+    }
+    let reads = Router::new()
+        .route("/reports", get(|| async { "reports" }))
+        .route_layer(RequireScopeLayer::new("reports:read").with_realm(REALM));
+    let writes = Router::new()
+        .route("/reports", axum::routing::post(|| async { "created" }))
+        .route_layer(RequireScopeLayer::new("reports:write").with_realm(REALM));
+    Router::new()
+        .route("/whoami", get(whoami))
+        .route(
+            "/typed",
+            get(|who: Scoped<ReportsRead>| async move { who.subject.to_string() }),
+        )
+        .merge(reads)
+        .merge(writes)
+        .route_layer(layer)
+}
+
+async fn whoami(key: ApiKey) -> Json<Value> {
+    Json(json!({
+        "key_id": key.id,
+        "prefix": key.prefix,
+        "owner": key.owner,
+        "scopes": key.scopes,
+    }))
+}
+
+/// Serves `app` on a fresh loopback port.
+pub async fn serve(app: Router) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A client that never goes through a proxy from the environment.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Mints a key and stores its record.
+pub async fn mint(
+    store: &dyn ApiKeyStore,
+    scopes: &str,
+    expires_at: Option<u64>,
+) -> (MintedKey, ApiKeyRecord) {
+    let mut new = NewApiKey::new(KeyPrefix::new("sk_test").unwrap(), "acme")
+        .with_name("ci")
+        .with_scopes(Scopes::parse(scopes));
+    if let Some(at) = expires_at {
+        new = new.expires_at(at);
+    }
+    let (key, record) = new.mint(&OsRandom, NOW).unwrap();
+    store.create(record.clone()).await.unwrap();
+    (key, record)
+}
+
+/// Wraps a store and counts lookups and last-used writes.
+pub struct Counting {
+    pub inner: Arc<dyn ApiKeyStore>,
+    pub lookups: AtomicUsize,
+    pub writes: AtomicUsize,
+}
+
+impl Counting {
+    pub fn new(inner: Arc<dyn ApiKeyStore>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            lookups: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+
+    pub fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for Counting {
+    async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.inner.lookup(digest).await
+    }
+    async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
+        self.inner.create(record).await
+    }
+    async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+        self.inner.revoke(id, at).await
+    }
+    async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
+        self.inner.list(owner).await
+    }
+    async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.record_use(uses).await
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// A PostgreSQL schema of its own, migrated, dropped when this is dropped.
+pub struct TestSchema {
+    pub name: String,
+    pub pool: PgPool,
+}
+
+#[cfg(feature = "postgres")]
+impl TestSchema {
+    /// Creates and migrates a fresh schema. Panics (fails the test) when
+    /// PostgreSQL is unreachable: these tests never skip.
+    pub async fn create(tag: &str) -> Self {
+        Self::create_via(tag, &database_url()).await
+    }
+
+    /// Like [`create`](Self::create), with the store's pool connecting
+    /// through `url` (e.g. a proxy in front of the server).
+    pub async fn create_via(tag: &str, url: &str) -> Self {
+        let name = unique(tag);
+        let admin = PgPool::connect(&database_url())
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {} unreachable: {e}", database_url()));
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let options = PgConnectOptions::from_str(url)
+            .unwrap()
+            .options([("search_path", name.as_str())]);
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(2))
+            .connect_with(options)
+            .await
+            .unwrap();
+        PostgresApiKeyStore::new(pool.clone())
+            .migrate()
+            .await
+            .unwrap();
+        Self { name, pool }
+    }
+
+    /// A store over this schema, deciding expiry with `clock`.
+    pub fn store(&self, clock: &ManualClock) -> PostgresApiKeyStore {
+        PostgresApiKeyStore::new(self.pool.clone()).with_clock(clock.shared())
+    }
+
+    /// The schema-qualified URL the CLI can use.
+    pub fn url(&self) -> String {
+        let url = database_url();
+        let joiner = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{joiner}options=-c%20search_path%3D{}", self.name)
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: clean up on a thread with a
+        // runtime of its own, so a failed test leaves nothing behind either.
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = PgPool::connect(&database_url()).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// A loopback TCP proxy in front of an upstream address; [`cut`](Self::cut)
+/// closes the listener and every open connection, as a dead server would.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    accept: JoinHandle<()>,
+    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tracked = connections.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                tracked.lock().unwrap().push(task);
+            }
+        });
+        Self {
+            addr,
+            accept,
+            connections,
+        }
+    }
+
+    pub fn cut(&self) {
+        self.accept.abort();
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    /// `database_url()` with its host and port replaced by the proxy's.
+    pub fn database_url(&self) -> String {
+        let url = database_url();
+        let (scheme, rest) = url.split_once("://").unwrap();
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
+        format!(
+            "{scheme}://{}{}/{path}",
+            user.unwrap_or_default(),
+            self.addr
+        )
+    }
+}
+
+#[cfg(feature = "postgres")]
+/// The address of the PostgreSQL server in `database_url()`.
+pub async fn database_addr() -> SocketAddr {
+    let url = database_url();
+    let rest = url.split_once("://").unwrap().1;
+    let authority = rest.split('/').next().unwrap();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .unwrap()
+}
+
+/// The current time of `clock` (used to stamp revocations).
+pub fn now(clock: &ManualClock) -> u64 {
+    clock.unix_seconds()
+}
