@@ -49,3 +49,8 @@ pub mod layers {
 pub mod extract {
     pub use keystile_extractors::*;
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
