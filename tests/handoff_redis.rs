@@ -1,6 +1,7 @@
 //! Handoff redemption across processes: two app instances sharing one
 //! real Redis, and a Redis that dies. Needs Redis (see `support`); fails,
 //! never skips, when it is unreachable.
+#![cfg(feature = "redis")]
 
 #[allow(dead_code)]
 #[path = "../examples/handoff/app.rs"]

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+#[cfg(feature = "postgres")]
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "postgres")]
 use std::time::Duration;
 
 use async_trait::async_trait;
