@@ -40,6 +40,13 @@ impl Scopes {
             .collect()
     }
 
+    /// Parses an OAuth `scope` value (RFC 6749 §3.3): scope tokens separated
+    /// by spaces only. A comma is part of a token there, so
+    /// `"reports:read,admin"` is ONE scope, never two.
+    pub fn parse_oauth(text: &str) -> Self {
+        text.split(' ').filter(|s| !s.is_empty()).collect()
+    }
+
     /// Whether these scopes grant `needed` (exactly, or through `*`).
     pub fn allows(&self, needed: &str) -> bool {
         self.0.iter().any(|s| &**s == needed || &**s == WILDCARD)
@@ -132,6 +139,14 @@ mod tests {
         let s = Scopes::parse(" a,,b a ");
         assert_eq!(s.iter().collect::<Vec<_>>(), ["a", "b"]);
         assert_eq!(s.to_string(), "a b");
+    }
+
+    #[test]
+    fn oauth_scope_values_split_on_spaces_only() {
+        let s = Scopes::parse_oauth("reports:read,admin  b");
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["reports:read,admin", "b"]);
+        assert!(!s.allows("admin"));
+        assert!(!s.allows("reports:read"));
     }
 
     #[test]

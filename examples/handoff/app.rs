@@ -18,7 +18,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::header::{CACHE_CONTROL, LOCATION, REFERRER_POLICY};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use keystile::clock::{SharedClock, SystemClock};
@@ -107,8 +107,29 @@ fn console(config: &AppConfig) -> Router {
     let port = config.port;
     Router::new().route("/", get(console_page)).route(
         "/impersonate/{tenant}",
-        post(move |Path(tenant): Path<String>| async move { impersonate(&issuer, port, &tenant) }),
+        post(
+            move |Path(tenant): Path<String>, headers: HeaderMap| async move {
+                if is_cross_site(&headers, port) {
+                    return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+                }
+                impersonate(&issuer, port, &tenant)
+            },
+        ),
     )
+}
+
+/// Whether a browser says this POST came from another site. Browsers send
+/// `Sec-Fetch-Site` and `Origin` on form posts; clients that send neither
+/// (curl, tests) are not browsers riding an operator's ambient session.
+fn is_cross_site(headers: &HeaderMap, port: u16) -> bool {
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap_or(""));
+    if let Some(site) = header("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return true;
+    }
+    header("origin").is_some_and(|origin| origin != format!("http://{PARENT_DOMAIN}:{port}"))
 }
 
 async fn console_page() -> Html<String> {

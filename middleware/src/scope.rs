@@ -70,12 +70,28 @@ impl RequireScopeLayer {
     }
 
     /// Requires every scope in `scopes`.
+    ///
+    /// # Panics
+    ///
+    /// When `scopes` is empty or a scope is empty or contains whitespace: a
+    /// requirement that admits everybody is a configuration mistake, caught
+    /// when the router is built, never reachable from a request.
     pub fn all<I, T>(scopes: I) -> Self
     where
         I: IntoIterator<Item = T>,
         T: Into<Cow<'static, str>>,
     {
         let needed: Vec<Cow<'static, str>> = scopes.into_iter().map(Into::into).collect();
+        assert!(
+            !needed.is_empty(),
+            "RequireScopeLayer needs at least one scope"
+        );
+        assert!(
+            needed
+                .iter()
+                .all(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
+            "RequireScopeLayer scopes must be non-empty and contain no whitespace"
+        );
         let scope_attr = match needed.as_slice() {
             [one] => one.clone(),
             many => Cow::Owned(many.join(" ")),
@@ -259,5 +275,17 @@ mod tests {
             .to_bytes();
         let body = String::from_utf8_lossy(&body);
         assert!(body.contains("ApiKeyLayer"), "{body}");
+    }
+
+    #[test]
+    #[should_panic(expected = "at least one scope")]
+    fn an_empty_requirement_is_refused_at_construction() {
+        let _ = RequireScopeLayer::all(Vec::<&'static str>::new());
+    }
+
+    #[test]
+    #[should_panic(expected = "non-empty")]
+    fn an_empty_scope_is_refused_at_construction() {
+        let _ = RequireScopeLayer::new("");
     }
 }

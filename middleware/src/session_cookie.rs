@@ -111,10 +111,17 @@ impl SessionCookie {
         let mut found = None;
         let mut seen = false;
         for header in headers.get_all(COOKIE) {
-            let text = header.to_str().map_err(|_| AmbiguousCookie)?;
-            for cookie in Cookie::split_parse(text) {
-                // Pairs that do not parse are someone else's cookies.
-                let Ok(cookie) = cookie else { continue };
+            // Split on bytes: another application's cookie with a non-ASCII
+            // value must not make every request unreadable (a lock-out any
+            // sibling subdomain could plant).
+            for pair in header.as_bytes().split(|b| *b == b';') {
+                // Pairs that are not text or do not parse are someone else's.
+                let Ok(pair) = std::str::from_utf8(pair) else {
+                    continue;
+                };
+                let Ok(cookie) = Cookie::parse(pair.trim_matches(' ')) else {
+                    continue;
+                };
                 if cookie.name() != self.name() {
                     continue;
                 }
@@ -168,6 +175,14 @@ mod tests {
             c.find(&headers(&["keystile_session=a; keystile_session=b"])),
             Err(AmbiguousCookie)
         );
+        // Another cookie with bytes that are not visible ASCII is skipped.
+        let mut odd = HeaderMap::new();
+        odd.append(
+            COOKIE,
+            http::HeaderValue::from_bytes(b"theme=caf\xc3\xa9; keystile_session=abc.def").unwrap(),
+        );
+        odd.append(COOKIE, http::HeaderValue::from_bytes(b"x=\xff").unwrap());
+        assert_eq!(c.find(&odd), Ok(Some("abc.def")));
         // Over https only the __Host- name counts.
         assert_eq!(SessionCookie::https().find(&h), Ok(None));
     }

@@ -35,6 +35,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -69,6 +70,10 @@ pub struct CachedApiKeyStore<S> {
     // Sharded by digest (uniformly random), so readers of different keys
     // rarely share a lock and writers block only 1/16 of the readers.
     shards: Box<[RwLock<Shard>]>,
+    // Bumped by every revoke and invalidation. A lookup caches what the
+    // inner store returned only if no bump happened while it was reading,
+    // so a read that raced a revocation cannot put the old record back.
+    generation: AtomicU64,
 }
 
 #[derive(Default)]
@@ -102,6 +107,7 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
             per_shard: DEFAULT_CAPACITY.div_ceil(SHARDS),
             negative_per_shard: DEFAULT_NEGATIVE_CAPACITY.div_ceil(SHARDS),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -149,6 +155,7 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
 
     /// Drops whatever is cached for `digest`.
     pub fn invalidate(&self, digest: &KeyDigest) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         let mut shard = self.write(digest);
         shard.known.remove(&digest.0);
         shard.unknown.remove(&digest.0);
@@ -156,6 +163,7 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
 
     /// Drops everything cached.
     pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
         for shard in self.shards.iter() {
             *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
         }
@@ -179,8 +187,19 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn remember(&self, digest: &KeyDigest, found: Option<&Arc<ApiKeyRecord>>, now_ms: u64) {
+    fn remember(
+        &self,
+        digest: &KeyDigest,
+        found: Option<&Arc<ApiKeyRecord>>,
+        now_ms: u64,
+        generation: u64,
+    ) {
         let mut shard = self.write(digest);
+        // Checked under the shard lock: a revocation bumps the generation
+        // before it purges, so either it sees this entry or this sees it.
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return;
+        }
         match found {
             Some(record) => {
                 let entry = Cached {
@@ -272,8 +291,9 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
                 return Ok(None);
             }
         }
+        let generation = self.generation.load(Ordering::SeqCst);
         let found = self.inner.lookup(digest).await?;
-        self.remember(digest, found.as_ref(), now_ms);
+        self.remember(digest, found.as_ref(), now_ms, generation);
         Ok(found)
     }
 
@@ -286,6 +306,7 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
 
     async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
         let revoked = self.inner.revoke(id, at).await?;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         // Drop the record whether or not this call revoked it: the cached
         // copy may predate a revocation made elsewhere.
         for shard in self.shards.iter() {
@@ -380,6 +401,66 @@ mod tests {
         clock.advance(Duration::from_secs(30));
         assert!(cache.lookup(&record.digest).await.unwrap().is_some());
         assert_eq!(backing.lookups.load(Ordering::SeqCst), 2);
+    }
+
+    /// Answers lookups with a record read before a revocation, released
+    /// only when the test says so: a read racing a revoke.
+    struct RacingRead {
+        stale: Arc<ApiKeyRecord>,
+        release: tokio::sync::Notify,
+        records: MemoryApiKeyStore,
+    }
+
+    #[async_trait]
+    impl ApiKeyStore for RacingRead {
+        async fn lookup(&self, _: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
+            self.release.notified().await;
+            Ok(Some(self.stale.clone()))
+        }
+        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
+            self.records.create(record).await
+        }
+        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
+            self.records.revoke(id, at).await
+        }
+        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
+            self.records.list(owner).await
+        }
+        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
+            self.records.record_use(uses).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_racing_a_revoke_is_not_cached() {
+        let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
+            .mint(&OsRandom, 1_000)
+            .unwrap();
+        let inner = RacingRead {
+            stale: Arc::new(record.clone()),
+            release: tokio::sync::Notify::new(),
+            records: MemoryApiKeyStore::new(),
+        };
+        inner.records.create(record.clone()).await.unwrap();
+        let cache = Arc::new(
+            CachedApiKeyStore::new(inner).with_clock(ManualClock::at_unix(1_000).shared()),
+        );
+        let reader = {
+            let cache = cache.clone();
+            let digest = record.digest;
+            tokio::spawn(async move { cache.lookup(&digest).await })
+        };
+        tokio::task::yield_now().await;
+        // The revocation lands while the read is in flight...
+        assert!(cache.revoke(&record.id, 1_000).await.unwrap());
+        // ...and the read then returns the pre-revocation record.
+        cache.inner.release.notify_one();
+        let raced = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(raced.revoked_at, None);
+        // It must not have been cached: the next lookup asks the store again.
+        for shard in cache.shards.iter() {
+            assert!(shard.read().unwrap().known.is_empty());
+        }
     }
 
     #[tokio::test]

@@ -123,7 +123,7 @@ fn take_string(
 
 fn scopes_from(value: Value, claim: &'static str) -> Result<Scopes, ClaimsError> {
     match value {
-        Value::String(s) => Ok(Scopes::parse(&s)),
+        Value::String(s) => Ok(Scopes::parse_oauth(&s)),
         Value::Array(items) => Ok(strings(items)
             .ok_or(ClaimsError { claim })?
             .into_iter()

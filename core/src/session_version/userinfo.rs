@@ -107,12 +107,16 @@ impl UserinfoFetcher {
         let object = value.as_object().ok_or(FetchError::InvalidResponse(
             "the answer is not a JSON object",
         ))?;
-        if let Some(sub) = object.get("sub")
-            && sub.as_str() != Some(subject)
-        {
-            return Err(FetchError::InvalidResponse(
-                "the answer is about another subject",
-            ));
+        // OIDC Core §5.3.2: the answer's `sub` must be present and match, or
+        // it may describe another user's sessions.
+        match object.get("sub").and_then(|sub| sub.as_str()) {
+            Some(sub) if sub == subject => {}
+            Some(_) => {
+                return Err(FetchError::InvalidResponse(
+                    "the answer is about another subject",
+                ));
+            }
+            None => return Err(FetchError::InvalidResponse("the answer has no sub")),
         }
         object
             .get(self.field.as_ref())
@@ -205,9 +209,14 @@ mod tests {
                 .unwrap(),
             3
         );
-        assert_eq!(f.version_from(br#"{"session_version":0}"#, "a").unwrap(), 0);
+        assert_eq!(
+            f.version_from(br#"{"sub":"a","session_version":0}"#, "a")
+                .unwrap(),
+            0
+        );
         for bad in [
-            &br#"{"sub":"b","session_version":3}"#[..],
+            &br#"{"session_version":3}"#[..],
+            br#"{"sub":"b","session_version":3}"#,
             br#"{"session_version":"3"}"#,
             br#"{"session_version":-1}"#,
             br#"{"session_version":1.5}"#,
@@ -232,7 +241,7 @@ mod tests {
     #[test]
     fn the_field_name_is_configurable() {
         let f = fetcher().with_field("sv");
-        assert_eq!(f.version_from(br#"{"sv":9}"#, "a").unwrap(), 9);
+        assert_eq!(f.version_from(br#"{"sub":"a","sv":9}"#, "a").unwrap(), 9);
     }
 
     #[tokio::test]
