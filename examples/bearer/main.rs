@@ -70,6 +70,15 @@ async fn run() -> Result<(), String> {
     if let Some(backends) = redis_backends(&config.clock).await? {
         config.backends = backends;
     }
+    if let Some(mut applied) = config.backends.invalidations_applied.clone() {
+        // Shows break-glass from other instances arriving over pub/sub.
+        tokio::spawn(async move {
+            while applied.changed().await.is_ok() {
+                let count = *applied.borrow_and_update();
+                tracing::info!(count, "session-version invalidation applied");
+            }
+        });
+    }
     tracing::info!(
         "identity provider: POST http://127.0.0.1:{port}/idp/token {{\"sub\":\"alice\"}}"
     );
