@@ -24,7 +24,9 @@
 //! in the chain, an Authorization credential that does not have the API-key
 //! grammar (prefix and checksum) — a JWT, say — is not an API key and goes to
 //! the Bearer layer; a malformed Authorization header goes there too, which
-//! answers 400 `invalid_request`. `X-API-Key` only ever carries API keys.
+//! answers 400 `invalid_request`. `X-API-Key` only ever carries API keys;
+//! as in `ApiKeyLayer`, Authorization wins when both headers are present, so
+//! a token in Authorization means `X-API-Key` is not consulted.
 //!
 //! The chain marks [`LayersSeen`] for every layer it was configured with,
 //! whether or not that layer's turn came: each is on the route, so an
