@@ -11,7 +11,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -25,60 +24,11 @@ use keystile::clock::ManualClock;
 use keystile::extract::{Bearer, Claims};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::BearerLayer;
-use keystile::replay::{Redemption, ReplayStore};
-use keystile::store::StoreError;
+use keystile::replay::{MemoryReplayStore, RedisReplayStore, ReplayStore};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 const T0: u64 = 1_700_000_000;
-
-/// A Redis replay store for these tests only (`SET NX EXAT`); production
-/// code uses keystile's own.
-struct RedisSpent {
-    connection: ConnectionManager,
-    prefix: String,
-}
-
-#[async_trait]
-impl ReplayStore for RedisSpent {
-    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        let mut connection = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}{id}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("EXAT")
-            .arg(expires_at)
-            .query_async(&mut connection)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(if set.is_some() {
-            Redemption::First
-        } else {
-            Redemption::AlreadyUsed
-        })
-    }
-}
-
-/// An in-process replay store for single-instance tests.
-#[derive(Default)]
-struct MemorySpent(std::sync::Mutex<std::collections::HashSet<String>>);
-
-#[async_trait]
-impl ReplayStore for MemorySpent {
-    async fn redeem(&self, id: &str, _expires_at: u64) -> Result<Redemption, StoreError> {
-        let fresh = self
-            .0
-            .lock()
-            .map_err(StoreError::message)?
-            .insert(id.to_owned());
-        Ok(if fresh {
-            Redemption::First
-        } else {
-            Redemption::AlreadyUsed
-        })
-    }
-}
 
 async fn redis_connection(url: &str) -> ConnectionManager {
     let client = redis::Client::open(url).expect("redis url");
@@ -171,7 +121,7 @@ fn lifecycle(
 }
 
 async fn memory_instance(clock: &ManualClock) -> (TokenLifecycle, String) {
-    let replay = Arc::new(MemorySpent::default());
+    let replay = Arc::new(MemoryReplayStore::new().with_clock(clock.shared()));
     let revocations = Arc::new(MemoryRevocationList::new().with_clock(clock.shared()));
     let tokens = lifecycle(clock, replay, revocations);
     let base = serve(app(tokens.clone())).await;
@@ -257,7 +207,9 @@ async fn bad_tokens_are_401_invalid_token_with_their_reason() {
     let tampered = format!("{head}.{}", keystile::encoding::encode(&signature));
 
     let other_audience = TokenLifecycle::builder(keyring())
-        .replay_store(Arc::new(MemorySpent::default()))
+        .replay_store(Arc::new(
+            MemoryReplayStore::new().with_clock(clock.shared()),
+        ))
         .revocation_list(Arc::new(MemoryRevocationList::new()))
         .clock(clock.shared())
         .issuer("https://idp.test")
@@ -485,10 +437,8 @@ async fn fleet(clock: &ManualClock) -> [(TokenLifecycle, String); 2] {
     let mut out = Vec::new();
     for _ in 0..2 {
         let conn = redis_connection(&url).await;
-        let replay = Arc::new(RedisSpent {
-            connection: conn.clone(),
-            prefix: replay_prefix.clone(),
-        });
+        let replay =
+            Arc::new(RedisReplayStore::new(conn.clone()).with_prefix(replay_prefix.clone()));
         let revocations = Arc::new(
             RedisRevocationList::new(conn)
                 .with_prefix(revoked_prefix.clone())
@@ -649,10 +599,11 @@ async fn revocation_list_down_fails_closed_with_503() {
             .with_timeout(Duration::from_millis(500))
             .with_clock(clock.shared()),
     );
-    let replay = Arc::new(RedisSpent {
-        connection: conn,
-        prefix: support::unique("replay"),
-    });
+    let replay = Arc::new(
+        RedisReplayStore::new(conn)
+            .with_prefix(support::unique("replay"))
+            .with_timeout(Duration::from_millis(500)),
+    );
     let tokens = lifecycle(&clock, replay, revocations);
     let base = serve(app(tokens.clone())).await;
     let pair = tokens.issue(&grant()).unwrap();

@@ -51,7 +51,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{Request, StatusCode};
+use http::{HeaderMap, Request, StatusCode};
 use keystile_core::bearer::{BearerToken, TokenVerifier};
 use keystile_core::identity::Principal;
 use keystile_core::rejection::{Reason, Rejection};
@@ -109,6 +109,15 @@ impl BearerLayer {
     #[must_use]
     pub fn optional(self) -> Self {
         self.map(|c| c.optional = true)
+    }
+
+    /// Authenticates `headers` the way the layer does: `Ok(None)` when no
+    /// token was presented in optional mode, `Err` with the rejection to send
+    /// otherwise (challenge included). For composing layers, e.g.
+    /// [`AuthChainLayer`](crate::auth_chain::AuthChainLayer); most users add
+    /// the layer.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
+        self.config.authenticate(headers).await
     }
 
     fn map(self, change: impl FnOnce(&mut Config)) -> Self {
@@ -185,35 +194,41 @@ where
         let config = Arc::clone(&self.config);
         LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
         Box::pin(async move {
-            let token = match bearer_token(req.headers()) {
-                Ok(Some(token)) => token.to_owned(),
-                Ok(None) if config.optional => return inner.call(req).await,
-                Ok(None) => {
-                    return Ok(config.reject(Rejection::new(Reason::MissingCredentials, SOURCE)));
-                }
-                Err(_) => {
-                    let rejection = Rejection::new(Reason::Malformed, SOURCE)
-                        .with_status(StatusCode::BAD_REQUEST)
-                        .with_detail("the Authorization header is not a single Bearer credential");
-                    return Ok(config.reject(rejection));
-                }
-            };
-            match config.verifier.verify(&token).await {
-                Ok(claims) => {
-                    let principal =
-                        Principal::from_bearer(Arc::new(BearerToken::new(token, claims)));
+            match config.authenticate(req.headers()).await {
+                Ok(Some(principal)) => {
                     req.extensions_mut().insert(principal);
                     inner.call(req).await
                 }
-                Err(error) => Ok(config.reject(error.to_rejection(SOURCE))),
+                Ok(None) => inner.call(req).await,
+                Err(rejection) => Ok(rejection_response(rejection)),
             }
         })
     }
 }
 
 impl Config {
-    fn reject(&self, rejection: Rejection) -> Response {
-        rejection_response(rejection.with_challenge(self.realm.clone()))
+    fn reject(&self, rejection: Rejection) -> Rejection {
+        rejection.with_challenge(self.realm.clone())
+    }
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
+        let token = match bearer_token(headers) {
+            Ok(Some(token)) => token.to_owned(),
+            Ok(None) if self.optional => return Ok(None),
+            Ok(None) => return Err(self.reject(Rejection::new(Reason::MissingCredentials, SOURCE))),
+            Err(_) => {
+                let rejection = Rejection::new(Reason::Malformed, SOURCE)
+                    .with_status(StatusCode::BAD_REQUEST)
+                    .with_detail("the Authorization header is not a single Bearer credential");
+                return Err(self.reject(rejection));
+            }
+        };
+        match self.verifier.verify(&token).await {
+            Ok(claims) => Ok(Some(Principal::from_bearer(Arc::new(BearerToken::new(
+                token, claims,
+            ))))),
+            Err(error) => Err(self.reject(error.to_rejection(SOURCE))),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod api_key;
+pub mod auth_chain;
 pub mod bearer;
 pub mod credentials;
 pub mod handoff;
@@ -21,6 +22,7 @@ pub mod session_version;
 pub mod tenant;
 
 pub use api_key::ApiKeyLayer;
+pub use auth_chain::AuthChainLayer;
 pub use bearer::BearerLayer;
 pub use handoff::HandoffLayer;
 pub use scope::RequireScopeLayer;

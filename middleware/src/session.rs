@@ -120,6 +120,15 @@ impl SessionLayer {
         self.map(|c| c.codec = c.codec.clone().with_leeway(leeway))
     }
 
+    /// Authenticates `request` the way the layer does: `Ok(None)` when no
+    /// session cookie was presented in optional mode, `Err` with the
+    /// rejection to send otherwise. For composing layers, e.g.
+    /// [`AuthChainLayer`](crate::auth_chain::AuthChainLayer); most users add
+    /// the layer.
+    pub fn authenticate(&self, request: &Request<Body>) -> Result<Option<Principal>, Rejection> {
+        self.config.authenticate(request)
+    }
+
     /// Passes requests that carry no session cookie, without a principal
     /// (handlers take `Option<Session>`). A presented but invalid cookie is
     /// still refused.

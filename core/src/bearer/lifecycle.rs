@@ -26,28 +26,14 @@
 //! so a stale refresh token cannot mint fresh access tokens.
 //!
 //! ```
-//! use std::sync::{Arc, Mutex};
-//! use std::collections::HashSet;
-//! use async_trait::async_trait;
+//! use std::sync::Arc;
 //! use keystile_core::bearer::{Grant, LifecycleError, MemoryRevocationList, TokenLifecycle};
 //! use keystile_core::keys::Keyring;
-//! use keystile_core::replay::{Redemption, ReplayStore};
-//! use keystile_core::store::StoreError;
-//!
-//! // Any ReplayStore works; this one never forgets.
-//! #[derive(Default)]
-//! struct Spent(Mutex<HashSet<String>>);
-//! #[async_trait]
-//! impl ReplayStore for Spent {
-//!     async fn redeem(&self, id: &str, _exp: u64) -> Result<Redemption, StoreError> {
-//!         let fresh = self.0.lock().map_err(StoreError::message)?.insert(id.to_owned());
-//!         Ok(if fresh { Redemption::First } else { Redemption::AlreadyUsed })
-//!     }
-//! }
+//! use keystile_core::replay::MemoryReplayStore;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! let tokens = TokenLifecycle::builder(Keyring::generate().unwrap())
-//!     .replay_store(Arc::new(Spent::default()))
+//!     .replay_store(Arc::new(MemoryReplayStore::new()))
 //!     .revocation_list(Arc::new(MemoryRevocationList::new()))
 //!     .issuer("https://idp.example.test")
 //!     .build()
@@ -585,29 +571,14 @@ mod tests {
     use crate::bearer::MemoryRevocationList;
     use crate::clock::ManualClock;
     use crate::keys::SigningKey;
-    use std::collections::HashSet;
-    use std::sync::Mutex;
 
     const T0: u64 = 1_700_000_000;
 
-    #[derive(Default)]
-    struct Spent(Mutex<HashSet<String>>);
-
-    #[async_trait]
-    impl ReplayStore for Spent {
-        async fn redeem(&self, id: &str, _exp: u64) -> Result<Redemption, StoreError> {
-            let fresh = self.0.lock().unwrap().insert(id.to_owned());
-            Ok(if fresh {
-                Redemption::First
-            } else {
-                Redemption::AlreadyUsed
-            })
-        }
-    }
-
     fn lifecycle(clock: &ManualClock) -> TokenLifecycle {
         TokenLifecycle::builder(Keyring::new(SigningKey::from_bytes(&[9; 32]).unwrap()))
-            .replay_store(Arc::new(Spent::default()))
+            .replay_store(Arc::new(
+                crate::replay::MemoryReplayStore::new().with_clock(clock.shared()),
+            ))
             .revocation_list(Arc::new(
                 MemoryRevocationList::new().with_clock(clock.shared()),
             ))
