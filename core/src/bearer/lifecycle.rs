@@ -492,18 +492,28 @@ impl TokenLifecycle {
     /// for issuers that decide asynchronously what the next pair carries.
     /// Follow with [`issue`](Self::issue).
     pub async fn redeem_refresh(&self, refresh_token: &str) -> Result<Claims, LifecycleError> {
+        let claims = self.verify_refresh(refresh_token).await?;
+        self.burn(&claims).await?;
+        Ok(claims)
+    }
+
+    async fn verify_refresh(&self, refresh_token: &str) -> Result<Claims, LifecycleError> {
         let claims = self
             .inner
             .verifier
             .verify_as(refresh_token, TypeRule::Exactly(REFRESH_TYP))?;
         self.check_not_revoked(&claims).await?;
+        Ok(claims)
+    }
+
+    async fn burn(&self, claims: &Claims) -> Result<(), LifecycleError> {
         let (Some(jti), Some(exp)) = (claims.token_id.as_deref(), claims.expires_at) else {
             return Err(TokenError::Malformed("jti or exp is missing").into());
         };
         // Remember the id while the verifier would still accept the token.
         let until = exp.saturating_add(self.inner.verifier.leeway_secs());
         match self.inner.replay.redeem(jti, until).await? {
-            Redemption::First => Ok(claims),
+            Redemption::First => Ok(()),
             Redemption::AlreadyUsed => Err(LifecycleError::AlreadyUsed),
         }
     }
@@ -522,8 +532,14 @@ impl TokenLifecycle {
         refresh_token: &str,
         update: impl FnOnce(Grant) -> Grant + Send,
     ) -> Result<TokenPair, LifecycleError> {
-        let claims = self.redeem_refresh(refresh_token).await?;
-        self.issue(&update(Grant::from_claims(claims)))
+        let claims = self.verify_refresh(refresh_token).await?;
+        // Sign the new pair before burning the old token: a grant refused
+        // (reserved claim) or a signing failure must not cost the caller
+        // their refresh token. Only the pair of the call that burns first is
+        // returned, so a replay still yields nothing.
+        let pair = self.issue(&update(Grant::from_claims(claims.clone())))?;
+        self.burn(&claims).await?;
+        Ok(pair)
     }
 
     /// Revokes `token` (access or refresh) until it expires. An already
@@ -605,6 +621,24 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_grant_does_not_burn_the_refresh_token() {
+        let clock = ManualClock::at_unix(T0);
+        let tokens = lifecycle(&clock);
+        let pair = tokens.issue(&Grant::new("u")).unwrap();
+        let err = tokens
+            .refresh_with(pair.refresh_token(), |grant| grant.claim("sub", "root"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LifecycleError::ReservedClaim(_)));
+        let next = tokens.refresh(pair.refresh_token()).await.unwrap();
+        assert!(tokens.verify_access(next.access_token()).await.is_ok());
+        assert!(matches!(
+            tokens.refresh(pair.refresh_token()).await,
+            Err(LifecycleError::AlreadyUsed)
+        ));
     }
 
     #[tokio::test]
