@@ -139,7 +139,8 @@ fn fuzz_seeds_and_past_findings_stay_refused() {
             std::fs::write(dir.join(name), bytes).expect("write seed");
         }
     }
-    let checks: [(&str, fn(&[u8])); 7] = [
+    type Check = (&'static str, fn(&[u8]));
+    let checks: [Check; 7] = [
         ("signed_codec", hostile::check_signed_codec),
         ("handoff_verify", hostile::check_handoff),
         ("session_cookie", hostile::check_session_cookie),
