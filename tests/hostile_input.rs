@@ -149,8 +149,8 @@ fn fuzz_seeds_and_past_findings_stay_refused() {
         ("credential_headers", hostile::check_credential_headers),
         ("one_time_ops", hostile::check_one_time_ops),
     ];
-    let mut ran = 0;
     for (target, check) in checks {
+        let mut ran = 0;
         let dir = root.join(target);
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         for entry in entries {
@@ -159,6 +159,6 @@ fn fuzz_seeds_and_past_findings_stay_refused() {
             check(&bytes);
             ran += 1;
         }
+        assert!(ran > 0, "{target} has no seeds");
     }
-    assert!(ran >= 7, "every target has seeds");
 }
