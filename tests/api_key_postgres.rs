@@ -12,7 +12,7 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_key_support::{NOW, Proxy, TestSchema, app, client, database_addr, mint, serve};
+use api_key_support::{NOW, TestSchema, app, client, mint, serve};
 use keystile::api_key::{
     ApiKeyStore, CreateError, KeyDigest, LastUse, PostgresApiKeyStore, postgres::MIGRATOR,
 };
@@ -20,11 +20,13 @@ use keystile::clock::ManualClock;
 use keystile::store::StoreError;
 use reqwest::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use support::proxy::Proxy;
 
 #[tokio::test]
 async fn database_down_is_503_and_admits_nothing() {
-    let proxy = Proxy::start(database_addr().await).await;
-    let schema = TestSchema::create_via("apikey_down", &proxy.database_url()).await;
+    let proxy = Proxy::in_front_of(&support::database_url()).await;
+    let schema =
+        TestSchema::create_via("apikey_down", &proxy.url_for(&support::database_url())).await;
     let clock = ManualClock::at_unix(NOW);
     let store = Arc::new(schema.store(&clock).with_timeout(Duration::from_secs(3)));
     let (key, _) = mint(&*store, "*", None).await;

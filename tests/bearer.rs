@@ -6,8 +6,9 @@
 
 mod support;
 
+use support::redis_server::ThrowawayRedis;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,40 +26,12 @@ use keystile::clock::ManualClock;
 use keystile::extract::{Bearer, Claims};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::BearerLayer;
-use keystile::replay::{Redemption, ReplayStore};
+use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::store::StoreError;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 
 const T0: u64 = 1_700_000_000;
-
-/// A Redis replay store for these tests only (`SET NX EXAT`); production
-/// code uses keystile's own.
-struct RedisSpent {
-    connection: ConnectionManager,
-    prefix: String,
-}
-
-#[async_trait]
-impl ReplayStore for RedisSpent {
-    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        let mut connection = self.connection.clone();
-        let set: Option<String> = redis::cmd("SET")
-            .arg(format!("{}{id}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("EXAT")
-            .arg(expires_at)
-            .query_async(&mut connection)
-            .await
-            .map_err(StoreError::backend)?;
-        Ok(if set.is_some() {
-            Redemption::First
-        } else {
-            Redemption::AlreadyUsed
-        })
-    }
-}
 
 /// An in-process replay store for single-instance tests.
 #[derive(Default)]
@@ -485,10 +458,8 @@ async fn fleet(clock: &ManualClock) -> [(TokenLifecycle, String); 2] {
     let mut out = Vec::new();
     for _ in 0..2 {
         let conn = redis_connection(&url).await;
-        let replay = Arc::new(RedisSpent {
-            connection: conn.clone(),
-            prefix: replay_prefix.clone(),
-        });
+        let replay =
+            Arc::new(RedisReplayStore::new(conn.clone()).with_prefix(replay_prefix.clone()));
         let revocations = Arc::new(
             RedisRevocationList::new(conn)
                 .with_prefix(revoked_prefix.clone())
@@ -564,81 +535,6 @@ async fn revocation_on_one_instance_is_honoured_by_the_other() {
     );
 }
 
-/// A redis-server of this test's own, on a free port, killed on drop.
-struct ThrowawayRedis {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl ThrowawayRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(support::unique("redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        // Owned from here on, so every exit path (panic included) reaps it.
-        let server = Self {
-            child,
-            port,
-            _dir: TempDir(dir),
-        };
-        // Bounded wait for the server to accept connections.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("throwaway redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn revocation_list_down_fails_closed_with_503() {
     let clock = ManualClock::starting_now();
@@ -649,10 +545,7 @@ async fn revocation_list_down_fails_closed_with_503() {
             .with_timeout(Duration::from_millis(500))
             .with_clock(clock.shared()),
     );
-    let replay = Arc::new(RedisSpent {
-        connection: conn,
-        prefix: support::unique("replay"),
-    });
+    let replay = Arc::new(RedisReplayStore::new(conn).with_prefix(support::unique("replay")));
     let tokens = lifecycle(&clock, replay, revocations);
     let base = serve(app(tokens.clone())).await;
     let pair = tokens.issue(&grant()).unwrap();

@@ -9,7 +9,6 @@ mod handoff_support;
 mod support;
 
 use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use reqwest::StatusCode;
 
 use app::{AppConfig, app};
 use handoff_support::*;
+use support::redis_server::ThrowawayRedis;
 
 fn keyring() -> Keyring {
     Keyring::new(SigningKey::from_bytes(&[77; 32]).expect("32-byte key"))
@@ -137,80 +137,17 @@ async fn redis_store_sets_the_key_once_with_an_absolute_expiry() {
     assert_eq!(expire_time, i64::try_from(expires_at).unwrap());
 }
 
-/// A Redis of this test's own, so stopping it disturbs nobody.
-struct OwnRedis {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(support::unique("redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (apt-get install redis-server)");
-        Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-            _dir: TempDir(dir),
-        }
-    }
-
-    /// Connects, waiting (bounded) for the server to accept connections.
-    async fn store(&self, prefix: &str) -> RedisReplayStore {
-        for _ in 0..100 {
-            if let Ok(store) = RedisReplayStore::connect(&self.url).await {
-                return store
-                    .with_prefix(prefix)
-                    .with_timeout(Duration::from_millis(500));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the test's own redis-server at {} never came up", self.url);
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Connects to a Redis of this test's own with a short timeout.
+async fn own_store(redis: &ThrowawayRedis, prefix: &str) -> RedisReplayStore {
+    store_at(&redis.url(), prefix)
+        .await
+        .with_timeout(Duration::from_millis(500))
 }
 
 #[tokio::test]
 async fn redis_down_fails_closed_with_503() {
-    let mut redis = OwnRedis::start();
-    let store = redis.store("down:").await;
+    let mut redis = ThrowawayRedis::start().await;
+    let store = own_store(&redis, "down:").await;
     let port = instance(store.clone()).await;
     let client = client(port);
 
