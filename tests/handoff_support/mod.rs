@@ -88,3 +88,33 @@ pub fn tamper_signature(token: &str) -> String {
     raw[16] ^= 0x01;
     format!("{head}.{}", keystile::encoding::encode(raw))
 }
+
+/// Mints a handoff for tenant `acme` on the console of the instance on
+/// `port` and returns the redirect URL carrying the token.
+pub async fn mint_on(client: &reqwest::Client, port: u16) -> String {
+    let response = client
+        .post(format!("http://localhost:{port}/impersonate/acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    header(&response, "location").unwrap()
+}
+
+/// `url` (minted for one instance's port) redeemed on instance `port`.
+pub async fn redeem_on(port: u16, url: &str) -> reqwest::Response {
+    redeem_with(&client(port), port, url).await
+}
+
+/// Like [`redeem_on`], through a client made by [`client`] for `port`
+/// (shared by many requests so each does not build its own).
+pub async fn redeem_with(client: &reqwest::Client, port: u16, url: &str) -> reqwest::Response {
+    let token = token_of(url);
+    client
+        .get(format!(
+            "http://acme.localhost:{port}/_keystile/handoff?token={token}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}

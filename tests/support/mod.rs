@@ -40,3 +40,4 @@ fn hex_lower(bytes: &[u8]) -> String {
 
 pub mod proxy;
 pub mod redis_server;
+pub mod outage;
