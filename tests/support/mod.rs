@@ -38,6 +38,6 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+pub mod outage;
 pub mod proxy;
 pub mod redis_server;
-pub mod outage;
