@@ -26,8 +26,9 @@ use keystile::clock::ManualClock;
 use keystile::extract::Principal;
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::{BearerLayer, SessionVersionLayer};
-use keystile::replay::RedisReplayStore;
+use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::session_version::{FetchRequest, RedisSessionVersionCache, SessionVersionValidator};
+use keystile::store::StoreError;
 
 use app::{AppConfig, app};
 use handoff_support::{client, listener, mint_on, redeem_with, serve, set_cookie};
@@ -51,7 +52,7 @@ async fn replay_store(url: &str) -> RedisReplayStore {
 }
 
 /// The handoff example app on its own port, burning ids in `store`.
-async fn handoff_instance(store: RedisReplayStore) -> u16 {
+async fn handoff_instance(store: impl ReplayStore) -> u16 {
     let (listener, port) = listener().await;
     let mut config = AppConfig::new(keyring(), port);
     config.replay = Arc::new(store);
@@ -82,6 +83,29 @@ async fn handoff_redemptions_fail_closed_while_redis_is_down_and_recover_when_it
     let port = handoff_instance(replay_store(&redis.url()).await).await;
     let report = outage_under_load(&mut redis, handoff_request(port), 303).await;
     assert!(report.refused > 0 && report.after > 0, "{report:?}");
+}
+
+/// A replay store that admits when Redis cannot answer: the bug the
+/// outage check exists to catch.
+struct FailOpen(RedisReplayStore);
+
+#[async_trait::async_trait]
+impl ReplayStore for FailOpen {
+    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
+        Ok(self
+            .0
+            .redeem(id, expires_at)
+            .await
+            .unwrap_or(Redemption::First))
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "admitted")]
+async fn the_outage_check_catches_a_store_that_admits_when_redis_is_down() {
+    let mut redis = ThrowawayRedis::start().await;
+    let port = handoff_instance(FailOpen(replay_store(&redis.url()).await)).await;
+    outage_under_load(&mut redis, handoff_request(port), 303).await;
 }
 
 /// Bearer tokens checked against a Redis revocation list (and their refresh
