@@ -31,8 +31,7 @@ use keystile::session_version::{
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 
-use app::{AppConfig, app};
-use handoff_support::{listener, mint_on, redeem_with, serve};
+use handoff_support::{mint_on, redeem_with, serve_app};
 use session_version_support::{Idp, ResourceServer, token};
 
 /// Concurrent presentations of one token.
@@ -86,11 +85,7 @@ async fn one_handoff_token_raced_by_500_tasks_on_two_instances_is_redeemed_once(
     let prefix = format!("{}:", support::unique("race_handoff"));
     let mut ports = Vec::new();
     for _ in 0..2 {
-        let (listener, port) = listener().await;
-        let mut config = AppConfig::new(keyring(), port);
-        config.replay = Arc::new(replay_store(&prefix).await);
-        serve(listener, app(config));
-        ports.push(port);
+        ports.push(serve_app(keyring(), Arc::new(replay_store(&prefix).await)).await);
     }
     let clients: Vec<_> = ports.iter().map(|&p| handoff_support::client(p)).collect();
     let url = mint_on(&clients[0], ports[0]).await;

@@ -30,8 +30,7 @@ use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::session_version::{FetchRequest, RedisSessionVersionCache, SessionVersionValidator};
 use keystile::store::StoreError;
 
-use app::{AppConfig, app};
-use handoff_support::{client, listener, mint_on, redeem_with, serve, set_cookie};
+use handoff_support::{client, mint_on, redeem_with, serve_app, set_cookie};
 use support::outage::{Answer, Request, outage_under_load};
 use support::proxy::Proxy;
 use support::redis_server::ThrowawayRedis;
@@ -53,11 +52,7 @@ async fn replay_store(url: &str) -> RedisReplayStore {
 
 /// The handoff example app on its own port, burning ids in `store`.
 async fn handoff_instance(store: impl ReplayStore) -> u16 {
-    let (listener, port) = listener().await;
-    let mut config = AppConfig::new(keyring(), port);
-    config.replay = Arc::new(store);
-    serve(listener, app(config));
-    port
+    serve_app(keyring(), Arc::new(store)).await
 }
 
 /// A fresh handoff minted and redeemed on the instance on `port`.

@@ -18,7 +18,6 @@ use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::store::StoreError;
 use reqwest::StatusCode;
 
-use app::{AppConfig, app};
 use handoff_support::*;
 use support::redis_server::ThrowawayRedis;
 
@@ -35,11 +34,7 @@ async fn store_at(url: &str, prefix: &str) -> RedisReplayStore {
 
 /// An app instance of its own (own listener, own Redis connection).
 async fn instance(store: RedisReplayStore) -> u16 {
-    let (listener, port) = listener().await;
-    let mut config = AppConfig::new(keyring(), port);
-    config.replay = Arc::new(store);
-    serve(listener, app(config));
-    port
+    serve_app(keyring(), Arc::new(store)).await
 }
 
 #[tokio::test]

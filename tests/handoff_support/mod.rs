@@ -118,3 +118,17 @@ pub async fn redeem_with(client: &reqwest::Client, port: u16, url: &str) -> reqw
         .await
         .unwrap()
 }
+
+/// The handoff example app on a port of its own, signing with `keyring` and
+/// burning ids in `replay` (e.g. a Redis store shared with other instances).
+/// Every test that uses these helpers also includes the example as `app`.
+pub async fn serve_app(
+    keyring: keystile::keys::Keyring,
+    replay: keystile::replay::SharedReplayStore,
+) -> u16 {
+    let (listener, port) = listener().await;
+    let mut config = crate::app::AppConfig::new(keyring, port);
+    config.replay = replay;
+    serve(listener, crate::app::app(config));
+    port
+}
