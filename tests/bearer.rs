@@ -6,8 +6,9 @@
 
 mod support;
 
+use support::redis_server::ThrowawayRedis;
+
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -469,32 +470,6 @@ async fn refresh_token_replayed_on_a_second_instance_is_refused() {
 }
 
 #[tokio::test]
-async fn concurrent_refreshes_across_instances_mint_exactly_one_pair() {
-    let clock = ManualClock::starting_now();
-    let [(a, base_a), (_, base_b)] = fleet(&clock).await;
-    let pair = a.issue(&grant()).unwrap();
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let url = format!(
-            "{}/token/refresh",
-            if i % 2 == 0 { &base_a } else { &base_b }
-        );
-        let body = json!({"refresh_token": pair.refresh_token()});
-        tasks.push(tokio::spawn(post_json(url, body)));
-    }
-    let mut ok = 0;
-    for task in tasks {
-        let (status, _) = task.await.unwrap();
-        if status == StatusCode::OK {
-            ok += 1;
-        } else {
-            assert_eq!(status, StatusCode::BAD_REQUEST);
-        }
-    }
-    assert_eq!(ok, 1);
-}
-
-#[tokio::test]
 async fn revocation_on_one_instance_is_honoured_by_the_other() {
     let clock = ManualClock::starting_now();
     let [(a, base_a), (_, base_b)] = fleet(&clock).await;
@@ -512,81 +487,6 @@ async fn revocation_on_one_instance_is_honoured_by_the_other() {
         (status, body["detail"].as_str()),
         (StatusCode::UNAUTHORIZED, Some("the token was revoked"))
     );
-}
-
-/// A redis-server of this test's own, on a free port, killed on drop.
-struct ThrowawayRedis {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl ThrowawayRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(support::unique("redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .current_dir(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test");
-        // Owned from here on, so every exit path (panic included) reaps it.
-        let server = Self {
-            child,
-            port,
-            _dir: TempDir(dir),
-        };
-        // Bounded wait for the server to accept connections.
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return server;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("throwaway redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 #[tokio::test]

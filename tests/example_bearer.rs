@@ -8,6 +8,7 @@
 mod app;
 mod support;
 
+#[cfg(feature = "redis")]
 use std::time::Duration;
 
 use keystile::keys::{Keyring, SigningKey};

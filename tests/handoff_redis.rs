@@ -10,7 +10,6 @@ mod handoff_support;
 mod support;
 
 use std::net::TcpListener as StdListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +19,8 @@ use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::store::StoreError;
 use reqwest::StatusCode;
 
-use app::{AppConfig, app};
 use handoff_support::*;
+use support::redis_server::ThrowawayRedis;
 
 fn keyring() -> Keyring {
     Keyring::new(SigningKey::from_bytes(&[77; 32]).expect("32-byte key"))
@@ -36,33 +35,7 @@ async fn store_at(url: &str, prefix: &str) -> RedisReplayStore {
 
 /// An app instance of its own (own listener, own Redis connection).
 async fn instance(store: RedisReplayStore) -> u16 {
-    let (listener, port) = listener().await;
-    let mut config = AppConfig::new(keyring(), port);
-    config.replay = Arc::new(store);
-    serve(listener, app(config));
-    port
-}
-
-async fn mint_on(client: &reqwest::Client, port: u16) -> String {
-    let response = client
-        .post(format!("http://localhost:{port}/impersonate/acme"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    header(&response, "location").unwrap()
-}
-
-/// `url` (minted for one instance's port) redeemed on instance `port`.
-async fn redeem_on(port: u16, url: &str) -> reqwest::Response {
-    let token = token_of(url);
-    client(port)
-        .get(format!(
-            "http://acme.localhost:{port}/_keystile/handoff?token={token}"
-        ))
-        .send()
-        .await
-        .unwrap()
+    serve_app(keyring(), Arc::new(store)).await
 }
 
 #[tokio::test]
@@ -81,33 +54,6 @@ async fn a_token_redeemed_on_one_instance_is_refused_on_the_other() {
         assert!(set_cookie(&again).is_none());
         assert_no_referrer_no_store(&again);
     }
-}
-
-#[tokio::test]
-async fn concurrent_redemptions_across_instances_have_one_winner() {
-    let prefix = format!("{}:", support::unique("handoff_race"));
-    let a = instance(store_at(&support::redis_url(), &prefix).await).await;
-    let b = instance(store_at(&support::redis_url(), &prefix).await).await;
-    let url = mint_on(&client(a), a).await;
-    let tasks: Vec<_> = (0..100)
-        .map(|i| {
-            let url = url.clone();
-            tokio::spawn(async move {
-                redeem_on(if i % 2 == 0 { a } else { b }, &url)
-                    .await
-                    .status()
-            })
-        })
-        .collect();
-    let mut redirects = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            StatusCode::SEE_OTHER => redirects += 1,
-            StatusCode::GONE => {}
-            other => panic!("unexpected {other}"),
-        }
-    }
-    assert_eq!(redirects, 1);
 }
 
 #[tokio::test]
@@ -138,80 +84,17 @@ async fn redis_store_sets_the_key_once_with_an_absolute_expiry() {
     assert_eq!(expire_time, i64::try_from(expires_at).unwrap());
 }
 
-/// A Redis of this test's own, so stopping it disturbs nobody.
-struct OwnRedis {
-    child: Child,
-    url: String,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-impl OwnRedis {
-    fn start() -> Self {
-        let port = StdListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = std::env::temp_dir().join(support::unique("redis"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed for this test (apt-get install redis-server)");
-        Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-            _dir: TempDir(dir),
-        }
-    }
-
-    /// Connects, waiting (bounded) for the server to accept connections.
-    async fn store(&self, prefix: &str) -> RedisReplayStore {
-        for _ in 0..100 {
-            if let Ok(store) = RedisReplayStore::connect(&self.url).await {
-                return store
-                    .with_prefix(prefix)
-                    .with_timeout(Duration::from_millis(500));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("the test's own redis-server at {} never came up", self.url);
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Connects to a Redis of this test's own with a short timeout.
+async fn own_store(redis: &ThrowawayRedis, prefix: &str) -> RedisReplayStore {
+    store_at(&redis.url(), prefix)
+        .await
+        .with_timeout(Duration::from_millis(500))
 }
 
 #[tokio::test]
 async fn redis_down_fails_closed_with_503() {
-    let mut redis = OwnRedis::start();
-    let store = redis.store("down:").await;
+    let mut redis = ThrowawayRedis::start().await;
+    let store = own_store(&redis, "down:").await;
     let port = instance(store.clone()).await;
     let client = client(port);
 

@@ -5,9 +5,8 @@
 
 mod support;
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use keystile::clock::{ManualClock, SystemClock};
@@ -15,8 +14,7 @@ use keystile::one_time::{
     KeyPrefixError, OneTimeConfig, OneTimeError, OneTimeStore, RedisOneTimeStore,
 };
 use keystile::random::{OsRandom, RandomError, RandomSource as _, SharedRandom};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::AbortHandle;
+use support::proxy::Proxy;
 
 const ALICE: &[u8] = b"reset:alice";
 const BOB: &[u8] = b"reset:bob";
@@ -239,33 +237,6 @@ async fn malformed_and_tampered_tokens_are_refused() {
     a.consume(token.expose_secret(), ALICE).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hundred_racing_consumers_on_two_instances_yield_one_success() {
-    let (a, b) = two_instances(OneTimeConfig::default()).await;
-    let token = a.issue(ALICE).await.unwrap();
-    let text: Arc<str> = token.expose_secret().into();
-    let barrier = Arc::new(tokio::sync::Barrier::new(200));
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let (text, barrier) = (text.clone(), barrier.clone());
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            store.consume(&text, ALICE).await
-        }));
-    }
-    let mut wins = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(()) => wins += 1,
-            Err(OneTimeError::NotPending) => {}
-            Err(other) => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(wins, 1);
-    assert_eq!(a.pending().await.unwrap(), 0);
-}
-
 #[tokio::test]
 async fn redis_holds_digests_never_tokens() {
     let prefix = support::unique("onetime_digest");
@@ -334,7 +305,7 @@ async fn prefixes_that_would_break_keys_are_refused() {
 #[tokio::test]
 async fn unreachable_redis_is_a_backend_error() {
     // Bind then drop a listener: nothing listens on that port any more.
-    let port = TcpListener::bind("127.0.0.1:0")
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .unwrap()
         .local_addr()
@@ -353,13 +324,16 @@ async fn unreachable_redis_is_a_backend_error() {
 
 #[tokio::test]
 async fn redis_going_away_fails_closed_and_admits_nothing() {
-    let proxy = CuttableProxy::start(&support::redis_url()).await;
-    let store = RedisOneTimeStore::connect(&proxy.url, OneTimeConfig::default())
-        .await
-        .expect("Redis must be reachable through the proxy")
-        .with_prefix(&support::unique("onetime_down"))
-        .unwrap()
-        .with_command_timeout(Duration::from_millis(500));
+    let proxy = Proxy::in_front_of(&support::redis_url()).await;
+    let store = RedisOneTimeStore::connect(
+        &proxy.url_for(&support::redis_url()),
+        OneTimeConfig::default(),
+    )
+    .await
+    .expect("Redis must be reachable through the proxy")
+    .with_prefix(&support::unique("onetime_down"))
+    .unwrap()
+    .with_command_timeout(Duration::from_millis(500));
     let token = store.issue(ALICE).await.unwrap();
 
     proxy.cut();
@@ -375,62 +349,4 @@ async fn redis_going_away_fails_closed_and_admits_nothing() {
     backend_down(store.issue(ALICE).await.map(drop));
     backend_down(store.revoke(token.expose_secret()).await);
     backend_down(store.pending().await.map(drop));
-}
-
-/// A TCP proxy to Redis that can be cut, so a test can take "Redis" away
-/// without touching the shared server.
-struct CuttableProxy {
-    url: String,
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
-}
-
-impl CuttableProxy {
-    async fn start(redis_url: &str) -> Self {
-        let upstream = host_port(redis_url);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let local: SocketAddr = listener.local_addr().unwrap();
-        let tasks = Arc::new(Mutex::new(Vec::new()));
-        let registry = tasks.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let upstream = upstream.clone();
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                registry.lock().unwrap().push(relay.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        let url = redis_url.replacen(&host_port(redis_url), &local.to_string(), 1);
-        Self { url, tasks }
-    }
-
-    /// Stops accepting and drops every relayed connection.
-    fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-}
-
-impl Drop for CuttableProxy {
-    fn drop(&mut self) {
-        self.cut();
-    }
-}
-
-/// `host:port` of a `redis://[user:pass@]host:port[/db]` URL.
-fn host_port(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host = authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host);
-    if host.contains(':') {
-        host.to_owned()
-    } else {
-        format!("{host}:6379")
-    }
 }

@@ -6,14 +6,14 @@
 mod session_version_support;
 mod support;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use keystile::session_version::{
     MemorySessionVersionCache, RedisSessionVersionCache, SessionVersionCache,
     SessionVersionValidator, Stored, TieredSessionVersionCache, UserinfoFetcher,
 };
-use session_version_support::{Idp, Proxy, ResourceServer, reason, token};
+use session_version_support::{Idp, ResourceServer, reason, token};
+use support::proxy::Proxy;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
@@ -47,27 +47,14 @@ fn long_lived_memory() -> MemorySessionVersionCache {
     MemorySessionVersionCache::new().with_ttl(Duration::from_secs(3_600))
 }
 
-/// The `host:port` of the test Redis URL (after any credentials).
-fn redis_host_port() -> String {
-    let url = support::redis_url();
-    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    authority
-        .rsplit_once('@')
-        .map_or(authority, |(_, host)| host)
-        .to_owned()
-}
-
-fn redis_addr() -> SocketAddr {
-    std::net::ToSocketAddrs::to_socket_addrs(&redis_host_port())
-        .unwrap()
-        .next()
-        .unwrap()
+/// A proxy of this test's own in front of the test Redis.
+async fn redis_proxy() -> Proxy {
+    Proxy::in_front_of(&support::redis_url()).await
 }
 
 /// The test Redis URL, credentials and database kept, pointed at `proxy`.
 fn through(proxy: &Proxy) -> String {
-    support::redis_url().replacen(&redis_host_port(), &proxy.addr.to_string(), 1)
+    proxy.url_for(&support::redis_url())
 }
 
 #[tokio::test]
@@ -171,7 +158,7 @@ async fn a_redis_set_with_a_generation_from_before_an_invalidation_is_refused() 
 #[tokio::test]
 async fn redis_down_is_503() {
     let namespace = support::unique("sv_down");
-    let proxy = Proxy::start(redis_addr()).await;
+    let proxy = redis_proxy().await;
     let idp = Idp::start().await;
     idp.set_version("alice", 1);
     let cache = redis_cache(&through(&proxy), &namespace).await;
@@ -192,7 +179,7 @@ async fn redis_down_is_503() {
 #[tokio::test]
 async fn a_tiered_cache_stops_trusting_its_local_copies_when_redis_goes_down() {
     let namespace = support::unique("sv_tiered_down");
-    let proxy = Proxy::start(redis_addr()).await;
+    let proxy = redis_proxy().await;
     let idp = Idp::start().await;
     idp.set_version("alice", 1);
     let url = through(&proxy);
@@ -227,7 +214,7 @@ async fn a_tiered_cache_stops_trusting_its_local_copies_when_redis_goes_down() {
 
 #[tokio::test]
 async fn connecting_to_an_unreachable_redis_fails() {
-    let proxy = Proxy::start(redis_addr()).await;
+    let proxy = redis_proxy().await;
     proxy.cut();
     let result = RedisSessionVersionCache::builder(through(&proxy))
         .command_timeout(Duration::from_millis(300))

@@ -4,7 +4,6 @@
 //! server.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 #[cfg(feature = "postgres")]
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -30,8 +29,7 @@ use keystile::store::StoreError;
 use serde_json::{Value, json};
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::net::TcpListener;
 
 #[cfg(feature = "postgres")]
 use crate::support::{database_url, unique};
@@ -239,78 +237,6 @@ impl Drop for TestSchema {
         });
         let _ = cleanup.join();
     }
-}
-
-/// A loopback TCP proxy in front of an upstream address; [`cut`](Self::cut)
-/// closes the listener and every open connection, as a dead server would.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    accept: JoinHandle<()>,
-    connections: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let tracked = connections.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let task = tokio::spawn(async move {
-                    if let Ok(mut server) = TcpStream::connect(upstream).await {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    }
-                });
-                tracked.lock().unwrap().push(task);
-            }
-        });
-        Self {
-            addr,
-            accept,
-            connections,
-        }
-    }
-
-    pub fn cut(&self) {
-        self.accept.abort();
-        for task in self.connections.lock().unwrap().drain(..) {
-            task.abort();
-        }
-    }
-
-    #[cfg(feature = "postgres")]
-    /// `database_url()` with its host and port replaced by the proxy's.
-    pub fn database_url(&self) -> String {
-        let url = database_url();
-        let (scheme, rest) = url.split_once("://").unwrap();
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let user = authority.rsplit_once('@').map(|(u, _)| format!("{u}@"));
-        format!(
-            "{scheme}://{}{}/{path}",
-            user.unwrap_or_default(),
-            self.addr
-        )
-    }
-}
-
-#[cfg(feature = "postgres")]
-/// The address of the PostgreSQL server in `database_url()`.
-pub async fn database_addr() -> SocketAddr {
-    let url = database_url();
-    let rest = url.split_once("://").unwrap().1;
-    let authority = rest.split('/').next().unwrap();
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    };
-    tokio::net::lookup_host(host_port)
-        .await
-        .unwrap()
-        .next()
-        .unwrap()
 }
 
 /// The current time of `clock` (used to stamp revocations).

@@ -88,3 +88,47 @@ pub fn tamper_signature(token: &str) -> String {
     raw[16] ^= 0x01;
     format!("{head}.{}", keystile::encoding::encode(raw))
 }
+
+/// Mints a handoff for tenant `acme` on the console of the instance on
+/// `port` and returns the redirect URL carrying the token.
+pub async fn mint_on(client: &reqwest::Client, port: u16) -> String {
+    let response = client
+        .post(format!("http://localhost:{port}/impersonate/acme"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::SEE_OTHER);
+    header(&response, "location").unwrap()
+}
+
+/// `url` (minted for one instance's port) redeemed on instance `port`.
+pub async fn redeem_on(port: u16, url: &str) -> reqwest::Response {
+    redeem_with(&client(port), port, url).await
+}
+
+/// Like [`redeem_on`], through a client made by [`client`] for `port`
+/// (shared by many requests so each does not build its own).
+pub async fn redeem_with(client: &reqwest::Client, port: u16, url: &str) -> reqwest::Response {
+    let token = token_of(url);
+    client
+        .get(format!(
+            "http://acme.localhost:{port}/_keystile/handoff?token={token}"
+        ))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The handoff example app on a port of its own, signing with `keyring` and
+/// burning ids in `replay` (e.g. a Redis store shared with other instances).
+/// Every test that uses these helpers also includes the example as `app`.
+pub async fn serve_app(
+    keyring: keystile::keys::Keyring,
+    replay: keystile::replay::SharedReplayStore,
+) -> u16 {
+    let (listener, port) = listener().await;
+    let mut config = crate::app::AppConfig::new(keyring, port);
+    config.replay = replay;
+    serve(listener, crate::app::app(config));
+    port
+}

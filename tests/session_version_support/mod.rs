@@ -23,8 +23,8 @@ use keystile::layers::credentials::bearer_token;
 use keystile::layers::layers_seen::{AuthLayer, LayersSeen};
 use keystile::session::SessionClaims;
 use keystile::session_version::SessionVersionValidator;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 /// How the test identity provider's userinfo endpoint behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -258,46 +258,6 @@ pub async fn serve(app: Router) -> SocketAddr {
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
-}
-
-/// A TCP proxy in front of a backend; [`Proxy::cut`] closes every
-/// connection and stops accepting, as if the backend went down.
-pub struct Proxy {
-    pub addr: SocketAddr,
-    cut: watch::Sender<bool>,
-}
-
-impl Proxy {
-    pub async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (cut, mut cut_rx) = watch::channel(false);
-        let per_connection = cut.subscribe();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = cut_rx.changed() => return,
-                    accepted = listener.accept() => {
-                        let Ok((mut client, _)) = accepted else { return };
-                        let mut cut = per_connection.clone();
-                        tokio::spawn(async move {
-                            let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                            tokio::select! {
-                                _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                                _ = cut.changed() => {}
-                            }
-                        });
-                    }
-                }
-            }
-        });
-        Self { addr, cut }
-    }
-
-    /// Takes the backend down for everyone behind this proxy.
-    pub fn cut(&self) {
-        let _ = self.cut.send(true);
-    }
 }
 
 /// The problem `reason` of a rejection body.

@@ -37,3 +37,7 @@ pub fn unique(tag: &str) -> String {
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+pub mod outage;
+pub mod proxy;
+pub mod redis_server;

@@ -169,6 +169,14 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
         }
     }
 
+    /// The most known keys and unknown digests held (each bound rounded up
+    /// to a multiple of the shard count); [`cached`](Self::cached) never
+    /// exceeds them.
+    pub fn capacity(&self) -> (usize, usize) {
+        let shards = self.shards.len();
+        (self.per_shard * shards, self.negative_per_shard * shards)
+    }
+
     /// Number of cached known keys and unknown digests.
     pub fn cached(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(k, u), shard| {

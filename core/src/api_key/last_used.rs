@@ -123,6 +123,13 @@ impl LastUsedRecorder {
         }
     }
 
+    /// The most keys held between flushes (the configured bound rounded up
+    /// to a multiple of the shard count); [`pending`](Self::pending) never
+    /// exceeds it.
+    pub fn max_pending(&self) -> usize {
+        self.shared.max_per_shard * SHARDS
+    }
+
     /// Keys waiting to be flushed.
     pub fn pending(&self) -> usize {
         self.shared

@@ -110,6 +110,12 @@ impl MemorySessionVersionCache {
         self.shards.iter().map(|shard| read(shard).len()).sum()
     }
 
+    /// The most entries ever held: the configured bound rounded up to a
+    /// multiple of the shard count. [`len`](Self::len) never exceeds it.
+    pub fn capacity(&self) -> usize {
+        self.per_shard * SHARDS
+    }
+
     /// Whether no entries are held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -130,6 +130,13 @@ impl SessionVersionValidator {
         &self.cache
     }
 
+    /// Subjects whose version is being fetched right now. Each entry lives
+    /// only while its fetch does, so this is bounded by the requests in
+    /// flight and is zero when the service is idle.
+    pub fn fetches_in_flight(&self) -> usize {
+        lock(&self.flights).len()
+    }
+
     /// Checks a token's version (`token`) against the current version of
     /// `request.subject`.
     pub async fn check(

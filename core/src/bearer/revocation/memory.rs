@@ -77,6 +77,11 @@ impl MemoryRevocationList {
         state.expiry_of.len()
     }
 
+    /// The most live entries held; [`len`](Self::len) never exceeds it.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Whether no live entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
