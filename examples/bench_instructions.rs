@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --all-features --example bench_instructions -- api_key 1000
-//! valgrind --tool=callgrind --toggle-collect='*measured_requests*' \
+//! valgrind --tool=callgrind --toggle-collect='bench_instructions::measured_requests' \
 //!     target/release/examples/bench_instructions api_key 1000
 //! ```
 //!
