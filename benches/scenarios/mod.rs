@@ -34,8 +34,9 @@ pub const API_KEYS: usize = 10_000;
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 8] = [
+pub const ALL: [Scenario; 9] = [
     Scenario::Baseline,
+    Scenario::NoopLayer,
     Scenario::PassThrough,
     Scenario::TowerHttpBearer,
     Scenario::ApiKey,
@@ -50,6 +51,9 @@ pub const ALL: [Scenario; 8] = [
 pub enum Scenario {
     /// No layer at all.
     Baseline,
+    /// `Router::layer` with tower's `Identity` layer: what axum's boxing of
+    /// a layered route costs before the layer does anything.
+    NoopLayer,
     /// `axum::middleware::from_fn` that only calls `next`.
     PassThrough,
     /// tower-http's deprecated `ValidateRequestHeaderLayer::bearer`.
@@ -71,6 +75,7 @@ impl Scenario {
     pub fn name(self) -> &'static str {
         match self {
             Self::Baseline => "baseline",
+            Self::NoopLayer => "noop_layer",
             Self::PassThrough => "pass_through",
             Self::TowerHttpBearer => "tower_http_bearer",
             Self::ApiKey => "api_key",
@@ -117,6 +122,7 @@ pub struct Fixtures {
     keyring: Keyring,
     store: Arc<MemoryApiKeyStore>,
     api_key: MintedKey,
+    other_api_key: MintedKey,
     session_cookie: String,
     jwt: String,
     validator: SessionVersionValidator,
@@ -135,12 +141,15 @@ impl Fixtures {
         let prefix = KeyPrefix::new("sk_bench").expect("valid prefix");
         let mut records = Vec::with_capacity(API_KEYS);
         let mut api_key = None;
+        let mut other_api_key = None;
         for i in 0..API_KEYS {
             let (key, record) = NewApiKey::new(prefix.clone(), format!("owner-{i}"))
                 .mint(&OsRandom, now())
                 .expect("OS randomness");
             if i == API_KEYS / 2 {
                 api_key = Some(key);
+            } else if i == API_KEYS / 3 {
+                other_api_key = Some(key);
             }
             records.push(record);
         }
@@ -173,6 +182,7 @@ impl Fixtures {
             keyring,
             store,
             api_key: api_key.expect("minted"),
+            other_api_key: other_api_key.expect("minted"),
             session_cookie,
             jwt,
             validator,
@@ -187,6 +197,11 @@ impl Fixtures {
     /// A key held by [`Self::store`].
     pub fn api_key(&self) -> &str {
         self.api_key.as_str()
+    }
+
+    /// Another key held by [`Self::store`].
+    pub fn other_api_key(&self) -> &str {
+        self.other_api_key.as_str()
     }
 
     /// The keyring every token is signed with.
@@ -220,6 +235,7 @@ impl Fixtures {
             |token: &str| HeaderValue::from_str(&format!("Bearer {token}")).expect("ASCII token");
         let router = match scenario {
             Scenario::Baseline => route,
+            Scenario::NoopLayer => route.layer(tower::layer::util::Identity::new()),
             Scenario::PassThrough => route.route_layer(axum::middleware::from_fn(
                 |request: Request<Body>, next: axum::middleware::Next| next.run(request),
             )),
