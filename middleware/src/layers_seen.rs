@@ -23,7 +23,7 @@
 use http::Extensions;
 use keystile_core::identity::{AuthMethod, Principal};
 
-/// An auth layer that inserts a [`Principal`](keystile_core::Principal).
+/// An auth layer that inserts a [`Principal`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthLayer {
