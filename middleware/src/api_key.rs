@@ -48,12 +48,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
-use http::{HeaderMap, Request};
-use keystile_core::api_key::{ApiKeyStore, LastUsedRecorder, parse};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, Request, StatusCode};
+use keystile_core::api_key::{ApiKeyRecord, ApiKeyStore, KeyDigest, LastUsedRecorder, parse};
 use keystile_core::clock::{SharedClock, SystemClock};
 use keystile_core::identity::Principal;
 use keystile_core::rejection::{Reason, Rejection};
+use keystile_core::store::StoreError;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -136,6 +138,34 @@ impl Config {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
+        let Some(digest) = self.presented_digest(headers)? else {
+            return Ok(None);
+        };
+        let found = match self.store.lookup_now(&digest) {
+            Some(found) => found,
+            None => self.store.lookup(&digest).await,
+        };
+        self.admit(&digest, found).map(Some)
+    }
+
+    /// [`Self::authenticate`] without waiting: `None` when the store needs
+    /// an async lookup.
+    fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<Principal>, Rejection>> {
+        let digest = match self.presented_digest(headers) {
+            Ok(Some(digest)) => digest,
+            Ok(None) => return Some(Ok(None)),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let found = self.store.lookup_now(&digest)?;
+        Some(self.admit(&digest, found).map(Some))
+    }
+
+    /// The digest of the presented key; `Ok(None)` when none was presented
+    /// and the layer is optional.
+    fn presented_digest(&self, headers: &HeaderMap) -> Result<Option<KeyDigest>, Rejection> {
         let presented = match api_key(headers) {
             Ok(Some(text)) => text,
             Ok(None) if self.optional => return Ok(None),
@@ -145,8 +175,16 @@ impl Config {
         let Ok(parsed) = parse(presented) else {
             return Err(self.reject(Reason::Malformed));
         };
-        let digest = parsed.digest();
-        let record = match self.store.lookup(&digest).await {
+        Ok(Some(parsed.digest()))
+    }
+
+    /// The identity behind `digest`, given the store's answer.
+    fn admit(
+        &self,
+        digest: &KeyDigest,
+        found: Result<Option<Arc<ApiKeyRecord>>, StoreError>,
+    ) -> Result<Principal, Rejection> {
+        let record = match found {
             Ok(Some(record)) => record,
             Ok(None) => return Err(self.reject(Reason::InvalidCredentials)),
             Err(error) => {
@@ -157,13 +195,13 @@ impl Config {
         let now = self.clock.unix_seconds();
         // The digest check guards against a store returning the wrong row;
         // expired and revoked keys get the same answer as unknown ones.
-        if !record.digest.ct_eq(&digest) || !record.is_usable_at(now) {
+        if !record.digest.ct_eq(digest) || !record.is_usable_at(now) {
             return Err(self.reject(Reason::InvalidCredentials));
         }
         if let Some(recorder) = &self.last_used {
-            recorder.record(&digest, now);
+            recorder.record(digest, now);
         }
-        Ok(Some(Principal::from_api_key(record)))
+        Ok(Principal::from_api_key(record))
     }
 }
 
@@ -200,9 +238,55 @@ impl<S> fmt::Debug for ApiKey<S> {
     }
 }
 
-/// The response future of [`ApiKey`]. Boxed because the store lookup is
-/// async behind a trait object anyway.
-pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+pin_project! {
+    /// The response future of [`ApiKey`].
+    ///
+    /// Not boxed when the store answers at once (the memory store does):
+    /// then the key is checked inside `call` and this is the inner
+    /// service's own future, or the rejection. A store that must wait
+    /// gets one boxed future.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+type Pending<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response> },
+        Pending { future: Pending<E> },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            // `take` is `Some` on the only poll: a ready future is not
+            // polled again, and a second poll gets an empty 500 rather than a
+            // panic.
+            StateProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+            StateProj::Pending { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
 
 impl<S> Service<Request<Body>> for ApiKey<S>
 where
@@ -211,28 +295,53 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
-        // The readied service goes into the future; a fresh clone stays.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = self.config.clone();
-        Box::pin(async move {
-            match config.authenticate(req.headers()).await {
-                Ok(Some(principal)) => {
-                    req.extensions_mut().insert(principal);
-                    inner.call(req).await
+        let state = match self.config.authenticate_now(req.headers()) {
+            Some(Ok(principal)) => {
+                match principal {
+                    // The Principal marks the request as seen by this layer
+                    // (see `LayersSeen::ran`): one extension, not two.
+                    Some(principal) => req.extensions_mut().insert(principal),
+                    None => {
+                        LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+                        None
+                    }
+                };
+                State::Inner {
+                    future: self.inner.call(req),
                 }
-                Ok(None) => inner.call(req).await,
-                Err(rejection) => Ok(rejection_response(rejection)),
             }
-        })
+            Some(Err(rejection)) => State::Rejected {
+                response: Some(rejection_response(rejection)),
+            },
+            None => {
+                LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+                // The readied service goes into the future; a fresh clone
+                // stays.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let config = self.config.clone();
+                State::Pending {
+                    future: Box::pin(async move {
+                        match config.authenticate(req.headers()).await {
+                            Ok(Some(principal)) => {
+                                req.extensions_mut().insert(principal);
+                                inner.call(req).await
+                            }
+                            Ok(None) => inner.call(req).await,
+                            Err(rejection) => Ok(rejection_response(rejection)),
+                        }
+                    }),
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 

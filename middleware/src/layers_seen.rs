@@ -5,6 +5,10 @@
 //! layer" (a programming error: 500 naming the layer) from "the layer ran and
 //! found nobody" (401, or `None` for an optional extractor).
 //!
+//! A [`Principal`] in the extensions counts as the mark of the layer its
+//! method names, so a layer that admits a request may skip
+//! [`LayersSeen::mark`] and save the allocation of a second extension.
+//!
 //! ```
 //! use http::Extensions;
 //! use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
@@ -17,8 +21,9 @@
 //! ```
 
 use http::Extensions;
+use keystile_core::identity::{AuthMethod, Principal};
 
-/// An auth layer that inserts a [`Principal`](keystile_core::Principal).
+/// An auth layer that inserts a [`Principal`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum AuthLayer {
@@ -37,6 +42,17 @@ impl AuthLayer {
             Self::ApiKey => "ApiKeyLayer",
             Self::Bearer => "BearerLayer",
             Self::Session => "SessionLayer",
+        }
+    }
+
+    /// The bit of the layer that admits requests by `method`; 0 for a
+    /// method no layer here inserts.
+    fn bit_of(method: AuthMethod) -> u8 {
+        match method {
+            AuthMethod::ApiKey => Self::ApiKey.bit(),
+            AuthMethod::Bearer => Self::Bearer.bit(),
+            AuthMethod::Session => Self::Session.bit(),
+            _ => 0,
         }
     }
 
@@ -60,17 +76,51 @@ impl LayersSeen {
         seen.0 |= layer.bit();
     }
 
-    /// Whether `layer` ran on this request.
+    /// Whether `layer` ran on this request: it marked the request, or the
+    /// request carries a [`Principal`] of its method.
     pub fn ran(extensions: &Extensions, layer: AuthLayer) -> bool {
-        extensions
-            .get::<LayersSeen>()
-            .is_some_and(|seen| seen.0 & layer.bit() != 0)
+        Self::bits(extensions) & layer.bit() != 0
     }
 
     /// Whether any auth layer ran on this request.
     pub fn any(extensions: &Extensions) -> bool {
-        extensions
-            .get::<LayersSeen>()
-            .is_some_and(|seen| seen.0 != 0)
+        Self::bits(extensions) != 0
+    }
+
+    fn bits(extensions: &Extensions) -> u8 {
+        let marked = extensions.get::<LayersSeen>().map_or(0, |seen| seen.0);
+        let admitted = extensions
+            .get::<Principal>()
+            .map_or(0, |who| AuthLayer::bit_of(who.method()));
+        marked | admitted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use keystile_core::session::SessionClaims;
+
+    use super::*;
+
+    #[test]
+    fn a_principal_counts_as_the_mark_of_its_layer() {
+        let mut extensions = Extensions::new();
+        assert!(!LayersSeen::any(&extensions));
+        extensions.insert(Principal::from_session(Arc::new(SessionClaims {
+            subject: "alice".into(),
+            actor: None,
+            tenant: "acme".into(),
+            session_version: None,
+            expires_at: 0,
+        })));
+        assert!(LayersSeen::ran(&extensions, AuthLayer::Session));
+        assert!(!LayersSeen::ran(&extensions, AuthLayer::ApiKey));
+        assert!(LayersSeen::any(&extensions));
+
+        LayersSeen::mark(&mut extensions, AuthLayer::ApiKey);
+        assert!(LayersSeen::ran(&extensions, AuthLayer::ApiKey));
+        assert!(LayersSeen::ran(&extensions, AuthLayer::Session));
     }
 }

@@ -43,15 +43,18 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
-use http::Request;
+use http::{Request, StatusCode};
 use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::session_version::{FetchRequest, FreshnessError, SessionVersionValidator};
 use keystile_core::{Reason, Rejection};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -139,6 +142,53 @@ impl<S> fmt::Debug for SessionVersion<S> {
     }
 }
 
+pin_project! {
+    /// The response future of [`SessionVersion`].
+    ///
+    /// Not boxed when the version is answered at once (no version on the
+    /// credential, or a hit in an in-memory cache): then the inner service's
+    /// own future, or the rejection. A miss (fetch) or a remote cache gets one
+    /// boxed future.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response> },
+        Pending { future: BoxFuture<'static, Result<Response, E>> },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            // `Some` on the only poll; polled again after completion, an
+            // empty 500 rather than a panic.
+            StateProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+            StateProj::Pending { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
 impl<S> Service<Request<Body>> for SessionVersion<S>
 where
     S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
@@ -146,27 +196,50 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    // Boxed: the check awaits a cache and maybe a fetch before the inner
-    // service is called.
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone is not ready; the instance polled ready is the one used.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
-        let principal = request.extensions().get::<Principal>().cloned();
-        let any_layer = LayersSeen::any(request.extensions());
-        Box::pin(async move {
-            match check(&layer, principal, any_layer).await {
-                Ok(()) => inner.call(request).await,
-                Err(rejection) => Ok(rejection_response(rejection)),
+        let now = request
+            .extensions()
+            .get::<Principal>()
+            .and_then(|principal| {
+                self.layer
+                    .validator
+                    .check_now(&principal.subject, principal.session_version)
+                    .map(|checked| {
+                        checked.map_err(|error| rejection_for(&self.layer, principal, error))
+                    })
+            });
+        let state = match now {
+            Some(Ok(_)) => State::Inner {
+                future: self.inner.call(request),
+            },
+            Some(Err(rejection)) => State::Rejected {
+                response: Some(rejection_response(rejection)),
+            },
+            None => {
+                // The clone is not ready; the instance polled ready is the
+                // one used.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let layer = self.layer.clone();
+                let principal = request.extensions().get::<Principal>().cloned();
+                let any_layer = LayersSeen::any(request.extensions());
+                State::Pending {
+                    future: Box::pin(async move {
+                        match check(&layer, principal, any_layer).await {
+                            Ok(()) => inner.call(request).await,
+                            Err(rejection) => Ok(rejection_response(rejection)),
+                        }
+                    }),
+                }
             }
-        })
+        };
+        ResponseFuture { state }
     }
 }
 
@@ -186,25 +259,33 @@ async fn check(
         subject: &principal.subject,
         bearer: principal.bearer().map(|token| token.token()),
     };
-    let error = match layer
+    match layer
         .validator
         .check(request, principal.session_version)
         .await
     {
-        Ok(_) => return Ok(()),
-        Err(error) => error,
-    };
+        Ok(_) => Ok(()),
+        Err(error) => Err(rejection_for(layer, &principal, error)),
+    }
+}
+
+/// The response to a failed check of `principal`'s version.
+fn rejection_for(
+    layer: &SessionVersionLayer,
+    principal: &Principal,
+    error: FreshnessError,
+) -> Rejection {
     let rejection = match error {
         FreshnessError::Stale { .. } => Rejection::new(Reason::SessionRevoked, NAME),
         FreshnessError::Unversioned => Rejection::new(Reason::InvalidCredentials, NAME)
             .with_detail("the credential carries no session version and this route requires one"),
-        _ => return Err(Rejection::new(Reason::BackendUnavailable, NAME)),
+        _ => return Rejection::new(Reason::BackendUnavailable, NAME),
     };
     // A Bearer challenge is meaningful only to clients that sent a token.
-    Err(match principal.method() {
+    match principal.method() {
         AuthMethod::Session => rejection,
         _ => rejection.with_challenge(layer.realm.clone()),
-    })
+    }
 }
 
 #[cfg(test)]

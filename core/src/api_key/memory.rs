@@ -26,7 +26,7 @@
 //! # }
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -52,6 +52,29 @@ impl MemoryApiKeyStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store holding `records`, built in one step: loading thousands of
+    /// keys at startup this way costs O(n), where `create` one by one copies
+    /// the map each time.
+    ///
+    /// Fails with [`CreateError::Duplicate`] when two records share a digest
+    /// or an id.
+    pub fn with_records(
+        records: impl IntoIterator<Item = ApiKeyRecord>,
+    ) -> Result<Self, CreateError> {
+        let mut map = Records::new();
+        let mut ids = HashSet::new();
+        for record in records {
+            if map.contains_key(&record.digest.0) || !ids.insert(record.id.clone()) {
+                return Err(CreateError::Duplicate);
+            }
+            map.insert(record.digest.0, Arc::new(record));
+        }
+        Ok(Self {
+            records: ArcSwap::from_pointee(map),
+            write: Mutex::new(()),
+        })
     }
 
     /// Number of records held.
@@ -87,6 +110,13 @@ impl std::fmt::Debug for MemoryApiKeyStore {
 impl ApiKeyStore for MemoryApiKeyStore {
     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
         Ok(self.records.load().get(&digest.0).cloned())
+    }
+
+    fn lookup_now(
+        &self,
+        digest: &KeyDigest,
+    ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
+        Some(Ok(self.records.load().get(&digest.0).cloned()))
     }
 
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
@@ -158,6 +188,27 @@ mod tests {
     async fn unknown_digest_is_none_not_an_error() {
         let store = MemoryApiKeyStore::new();
         assert!(store.lookup(&KeyDigest::of("x")).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn with_records_loads_every_record_and_refuses_duplicates() {
+        let (key, a) = new_key("acme", 10);
+        let (_, b) = new_key("globex", 10);
+        let store = MemoryApiKeyStore::with_records([a.clone(), b.clone()]).unwrap();
+        assert_eq!(store.len(), 2);
+        let found = store.lookup(&key.digest()).await.unwrap().unwrap();
+        assert_eq!(found.owner, "acme");
+
+        assert!(matches!(
+            MemoryApiKeyStore::with_records([a.clone(), a.clone()]),
+            Err(CreateError::Duplicate)
+        ));
+        let mut same_id = b;
+        same_id.id = a.id.clone();
+        assert!(matches!(
+            MemoryApiKeyStore::with_records([a, same_id]),
+            Err(CreateError::Duplicate)
+        ));
     }
 
     #[tokio::test]

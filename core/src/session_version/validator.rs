@@ -159,6 +159,32 @@ impl SessionVersionValidator {
         }
     }
 
+    /// [`check`](Self::check) without waiting, when the answer needs no
+    /// fetch and the cache answers at once (see
+    /// [`SessionVersionCache::get_now`]); `None` means "call `check`".
+    pub fn check_now(
+        &self,
+        subject: &str,
+        token: Option<u64>,
+    ) -> Option<Result<Freshness, FreshnessError>> {
+        let Some(token) = token else {
+            return Some(if self.strict {
+                Err(FreshnessError::Unversioned)
+            } else {
+                Ok(Freshness::Unversioned)
+            });
+        };
+        let current = match self.cache.get_now(subject)? {
+            Ok(lookup) => lookup.version?,
+            Err(error) => return Some(Err(error.into())),
+        };
+        Some(if token < current {
+            Err(FreshnessError::Stale { token, current })
+        } else {
+            Ok(Freshness::Current)
+        })
+    }
+
     /// The current version of `request.subject`: cached, or fetched (once
     /// for all concurrent callers) and cached.
     pub async fn current(&self, request: FetchRequest<'_>) -> Result<u64, FreshnessError> {
@@ -333,6 +359,39 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[tokio::test]
+    async fn check_now_answers_only_what_needs_no_fetch() {
+        let truth = Truth::default();
+        truth.version.store(5, Ordering::SeqCst);
+        let validator =
+            SessionVersionValidator::new(MemorySessionVersionCache::new(), truth.fetcher());
+        // A miss needs a fetch: no answer now, and nothing fetched.
+        assert!(validator.check_now("alice", Some(5)).is_none());
+        assert_eq!(truth.fetches.load(Ordering::SeqCst), 0);
+        assert!(matches!(
+            validator.check_now("alice", None),
+            Some(Ok(Freshness::Unversioned))
+        ));
+
+        validator.check(alice(), Some(5)).await.unwrap();
+        assert!(matches!(
+            validator.check_now("alice", Some(5)),
+            Some(Ok(Freshness::Current))
+        ));
+        assert!(matches!(
+            validator.check_now("alice", Some(4)),
+            Some(Err(FreshnessError::Stale {
+                token: 4,
+                current: 5
+            }))
+        ));
+        assert!(matches!(
+            validator.clone().strict(true).check_now("alice", None),
+            Some(Err(FreshnessError::Unversioned))
+        ));
+        assert_eq!(truth.fetches.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

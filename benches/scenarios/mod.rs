@@ -1,0 +1,294 @@
+//! The benchmark scenarios: one trivial handler behind each auth layer, and
+//! a prepared request that layer admits.
+//!
+//! One definition serves the criterion router bench (`benches/router.rs`),
+//! the instruction counter (`examples/bench_instructions.rs`), the load-test
+//! server (`examples/bench_server.rs`) and the allocation test
+//! (`tests/api_key_allocations.rs`), so every measure times the same stacks.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::{HeaderMap, HeaderValue, Request, header};
+use keystile::api_key::{KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
+use keystile::bearer::JwtVerifier;
+use keystile::bearer::jwt::sign_hs256;
+use keystile::keys::{Keyring, SigningKey};
+use keystile::layers::tenant::HostTenant;
+use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, SessionLayer, SessionVersionLayer};
+use keystile::random::OsRandom;
+use keystile::replay::MemoryReplayStore;
+use keystile::session::{SessionClaims, SessionCodec};
+use keystile::session_version::{
+    FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionValidator,
+};
+
+/// Keys in the API-key store, so the lookup is a real hash-map probe.
+pub const API_KEYS: usize = 10_000;
+
+/// The bearer token tower-http's static-string layer compares against.
+const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
+
+/// Every scenario, baseline first.
+pub const ALL: [Scenario; 9] = [
+    Scenario::Baseline,
+    Scenario::NoopLayer,
+    Scenario::PassThrough,
+    Scenario::TowerHttpBearer,
+    Scenario::ApiKey,
+    Scenario::Session,
+    Scenario::Bearer,
+    Scenario::BearerSessionVersion,
+    Scenario::HandoffOtherPath,
+];
+
+/// One layer stack in front of the trivial handler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scenario {
+    /// No layer at all.
+    Baseline,
+    /// `Router::layer` with tower's `Identity` layer: what axum's boxing of
+    /// a layered route costs before the layer does anything.
+    NoopLayer,
+    /// `axum::middleware::from_fn` that only calls `next`.
+    PassThrough,
+    /// tower-http's deprecated `ValidateRequestHeaderLayer::bearer`.
+    TowerHttpBearer,
+    /// `ApiKeyLayer` over a memory store of [`API_KEYS`] keys.
+    ApiKey,
+    /// `SessionLayer` verifying a session cookie.
+    Session,
+    /// `BearerLayer` verifying an HS256 JWT.
+    Bearer,
+    /// `BearerLayer` then `SessionVersionLayer`, the version cached.
+    BearerSessionVersion,
+    /// `HandoffLayer` on a request for another path.
+    HandoffOtherPath,
+}
+
+impl Scenario {
+    /// The short name used on the command line, in routes and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::NoopLayer => "noop_layer",
+            Self::PassThrough => "pass_through",
+            Self::TowerHttpBearer => "tower_http_bearer",
+            Self::ApiKey => "api_key",
+            Self::Session => "session",
+            Self::Bearer => "bearer_hs256",
+            Self::BearerSessionVersion => "bearer_session_version",
+            Self::HandoffOtherPath => "handoff_other_path",
+        }
+    }
+
+    /// The scenario called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+async fn ok() -> &'static str {
+    "ok"
+}
+
+/// A router for one scenario and the headers its requests carry.
+pub struct Prepared {
+    /// The scenario's stack, serving `GET {path}`.
+    pub router: Router,
+    /// The path the handler is on.
+    pub path: String,
+    /// Headers that make the layer admit the request.
+    pub headers: HeaderMap,
+}
+
+impl Prepared {
+    /// A fresh request (cheap: header values are reference-counted).
+    pub fn request(&self) -> Request<Body> {
+        let mut request = Request::get(self.path.as_str())
+            .body(Body::empty())
+            .unwrap_or_default();
+        *request.headers_mut() = self.headers.clone();
+        request
+    }
+}
+
+/// Credentials and stores shared by every scenario of one process.
+pub struct Fixtures {
+    keyring: Keyring,
+    store: Arc<MemoryApiKeyStore>,
+    api_key: MintedKey,
+    other_api_key: MintedKey,
+    session_cookie: String,
+    jwt: String,
+    validator: SessionVersionValidator,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Fixtures {
+    /// Mints the keys and tokens (benchmark setup: failures panic).
+    pub fn new() -> Self {
+        let keyring = Keyring::new(SigningKey::from_bytes(&[7; 32]).expect("32-byte key"));
+        let prefix = KeyPrefix::new("sk_bench").expect("valid prefix");
+        let mut records = Vec::with_capacity(API_KEYS);
+        let mut api_key = None;
+        let mut other_api_key = None;
+        for i in 0..API_KEYS {
+            let (key, record) = NewApiKey::new(prefix.clone(), format!("owner-{i}"))
+                .mint(&OsRandom, now())
+                .expect("OS randomness");
+            if i == API_KEYS / 2 {
+                api_key = Some(key);
+            } else if i == API_KEYS / 3 {
+                other_api_key = Some(key);
+            }
+            records.push(record);
+        }
+        let store = Arc::new(MemoryApiKeyStore::with_records(records).expect("unique keys"));
+
+        let session_cookie = SessionCodec::new(keyring.clone())
+            .issue(
+                &SessionClaims {
+                    subject: "alice".into(),
+                    actor: None,
+                    tenant: "acme".into(),
+                    session_version: Some(1),
+                    expires_at: 0,
+                },
+                Duration::from_secs(3600),
+            )
+            .expect("session cookie");
+
+        let claims = serde_json::json!({"sub": "alice", "sv": 1, "exp": now() + 3600});
+        let jwt = match claims {
+            serde_json::Value::Object(map) => sign_hs256(&keyring, &map).expect("HS256"),
+            _ => unreachable!("a JSON object"),
+        };
+
+        let current_version = |_: FetchRequest<'_>| async { Ok::<u64, FetchError>(1) };
+        let validator =
+            SessionVersionValidator::new(MemorySessionVersionCache::new(), current_version);
+
+        Self {
+            keyring,
+            store,
+            api_key: api_key.expect("minted"),
+            other_api_key: other_api_key.expect("minted"),
+            session_cookie,
+            jwt,
+            validator,
+        }
+    }
+
+    /// The API-key store (for the store micro benchmarks).
+    pub fn store(&self) -> &Arc<MemoryApiKeyStore> {
+        &self.store
+    }
+
+    /// A key held by [`Self::store`].
+    pub fn api_key(&self) -> &str {
+        self.api_key.as_str()
+    }
+
+    /// Another key held by [`Self::store`].
+    pub fn other_api_key(&self) -> &str {
+        self.other_api_key.as_str()
+    }
+
+    /// The keyring every token is signed with.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// A valid session cookie value for tenant `acme`.
+    pub fn session_cookie(&self) -> &str {
+        &self.session_cookie
+    }
+
+    /// A valid HS256 JWT for `alice` with `sv` 1.
+    pub fn jwt(&self) -> &str {
+        &self.jwt
+    }
+
+    fn jwt_verifier(&self) -> JwtVerifier {
+        JwtVerifier::builder()
+            .keyring(&self.keyring)
+            .build()
+            .expect("HS256 verifier")
+    }
+
+    /// The router and request headers of `scenario`, its handler on `path`.
+    pub fn prepare(&self, scenario: Scenario, path: &str) -> Prepared {
+        let route = Router::new().route(path, get(ok));
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("acme.example.test"));
+        let bearer =
+            |token: &str| HeaderValue::from_str(&format!("Bearer {token}")).expect("ASCII token");
+        let router = match scenario {
+            Scenario::Baseline => route,
+            Scenario::NoopLayer => route.layer(tower::layer::util::Identity::new()),
+            Scenario::PassThrough => route.route_layer(axum::middleware::from_fn(
+                |request: Request<Body>, next: axum::middleware::Next| next.run(request),
+            )),
+            Scenario::TowerHttpBearer => {
+                headers.insert(header::AUTHORIZATION, bearer(STATIC_BEARER));
+                #[allow(deprecated)]
+                let layer =
+                    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(STATIC_BEARER);
+                route.route_layer(layer)
+            }
+            Scenario::ApiKey => {
+                headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
+                route.route_layer(ApiKeyLayer::new(self.store.clone()))
+            }
+            Scenario::Session => {
+                let cookie = format!("keystile_session={}", self.session_cookie);
+                headers.insert(
+                    header::COOKIE,
+                    HeaderValue::from_str(&cookie).expect("ASCII cookie"),
+                );
+                route.route_layer(SessionLayer::new(self.keyring.clone(), tenants()))
+            }
+            Scenario::Bearer => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
+                route.route_layer(BearerLayer::new(self.jwt_verifier()))
+            }
+            Scenario::BearerSessionVersion => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
+                // axum runs the layer added last first: bearer, then version.
+                route
+                    .route_layer(SessionVersionLayer::new(self.validator.clone()))
+                    .route_layer(BearerLayer::new(self.jwt_verifier()))
+            }
+            Scenario::HandoffOtherPath => route.layer(HandoffLayer::new(
+                self.keyring.clone(),
+                MemoryReplayStore::new(),
+                tenants(),
+            )),
+        };
+        Prepared {
+            router,
+            path: path.to_owned(),
+            headers,
+        }
+    }
+}
+
+impl Default for Fixtures {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn tenants() -> HostTenant {
+    HostTenant::under("example.test").expect("valid parent domain")
+}

@@ -1,0 +1,88 @@
+//! Heap allocations `ApiKeyLayer` adds to an admitted request, counted with
+//! a counting global allocator (a count, not a timing: it is the same on
+//! every run).
+//!
+//! The yardstick is a layer that does nothing but insert the same identity
+//! (`Principal::from_api_key`) into the request: `ApiKeyLayer` — header
+//! parse, checksum, SHA-256, lookup in a 10 000-key memory store — may not
+//! allocate more than that.
+//!
+//! One test per binary: the allocator counts every thread, so a second test
+//! running alongside would be counted too.
+#![cfg(feature = "jwt")]
+
+use std::alloc::System;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use http::Request;
+use keystile::api_key::{ApiKeyStore, parse};
+use keystile::identity::Principal;
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tower::ServiceExt;
+use tower::util::MapRequestLayer;
+
+#[path = "../benches/scenarios/mod.rs"]
+mod scenarios;
+
+use scenarios::{Fixtures, Scenario};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const REQUESTS: usize = 64;
+
+/// Allocations per admitted request through `router`, after a warm-up.
+fn allocations_per_request(
+    runtime: &tokio::runtime::Runtime,
+    router: &Router,
+    request: impl Fn() -> Request<Body>,
+) -> usize {
+    let mut requests: Vec<_> = (0..=REQUESTS).map(|_| request()).collect();
+    let warm_up = requests.pop().unwrap();
+    runtime.block_on(async {
+        let warm = router.clone().oneshot(warm_up).await.unwrap();
+        assert!(warm.status().is_success());
+        let region = Region::new(GLOBAL);
+        for request in requests {
+            let response = router.clone().oneshot(request).await.unwrap();
+            assert!(response.status().is_success());
+        }
+        region.change().allocations / REQUESTS
+    })
+}
+
+#[test]
+fn api_key_layer_allocates_no_more_than_inserting_the_identity() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let fixtures = Fixtures::new();
+
+    let api_key = fixtures.prepare(Scenario::ApiKey, "/bench");
+    let with_layer = allocations_per_request(&runtime, &api_key.router, || api_key.request());
+
+    let digest = parse(fixtures.api_key()).unwrap().digest();
+    let record = fixtures
+        .store()
+        .lookup_now(&digest)
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let identity_only = Router::new()
+        .route("/bench", get(|| async { "ok" }))
+        .route_layer(MapRequestLayer::new(move |mut request: Request<Body>| {
+            request
+                .extensions_mut()
+                .insert(Principal::from_api_key(record.clone()));
+            request
+        }));
+    let yardstick = allocations_per_request(&runtime, &identity_only, || api_key.request());
+
+    assert!(
+        with_layer <= yardstick,
+        "ApiKeyLayer: {with_layer} allocations per request; inserting the identity alone: {yardstick}"
+    );
+}
