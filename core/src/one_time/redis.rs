@@ -1,17 +1,17 @@
 //! The Redis-backed one-time store: the same guarantees across processes.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, Script};
+use ::redis::Script;
+use ::redis::aio::ConnectionManager;
 use async_trait::async_trait;
 
 use super::token::{BindingDigest, Candidate, TokenDigest};
 use super::{OneTimeConfig, OneTimeError, OneTimeStore, OneTimeToken};
 use crate::store::StoreError;
+use crate::store::redis as store_redis;
 
 /// The key prefix used unless configured otherwise.
 pub const DEFAULT_PREFIX: &str = "keystile:one-time";
@@ -141,18 +141,7 @@ impl RedisOneTimeStore {
     /// timeouts set to [`DEFAULT_COMMAND_TIMEOUT`]. An unreachable server is
     /// an error here, not at first use.
     pub async fn connect(url: &str, config: OneTimeConfig) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(StoreError::backend)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(DEFAULT_COMMAND_TIMEOUT)
-            .set_response_timeout(DEFAULT_COMMAND_TIMEOUT)
-            .set_number_of_retries(2)
-            .set_max_delay(200);
-        let connection = within(
-            // Connecting may retry; bound the whole attempt, not each try.
-            DEFAULT_COMMAND_TIMEOUT * 3,
-            ConnectionManager::new_with_config(client, manager_config),
-        )
-        .await?;
+        let connection = store_redis::connect(url, DEFAULT_COMMAND_TIMEOUT).await?;
         Ok(Self::new(connection, config))
     }
 
@@ -220,7 +209,7 @@ impl RedisOneTimeStore {
     /// Reads the entry for `digest`, pruning the index on the way.
     async fn read(&self, member: &str, now_ms: u64) -> Result<Option<Entry>, OneTimeError> {
         let mut connection = self.connection.clone();
-        let value: Option<Vec<u8>> = within(
+        let value: Option<Vec<u8>> = store_redis::bounded(
             self.command_timeout,
             PRUNE_AND_GET
                 .key(&self.pending_key)
@@ -236,7 +225,7 @@ impl RedisOneTimeStore {
     /// that deleted it.
     async fn take(&self, member: &str, entry: &Entry) -> Result<bool, OneTimeError> {
         let mut connection = self.connection.clone();
-        let taken: i64 = within(
+        let taken: i64 = store_redis::bounded(
             self.command_timeout,
             TAKE.key(&self.pending_key)
                 .key(self.token_key(member))
@@ -263,7 +252,7 @@ impl OneTimeStore for RedisOneTimeStore {
             let candidate = Candidate::draw(self.config.random.as_ref())?;
             let member = candidate.digest().to_text();
             let mut connection = self.connection.clone();
-            let outcome: i64 = within(
+            let outcome: i64 = store_redis::bounded(
                 self.command_timeout,
                 ISSUE
                     .key(&self.pending_key)
@@ -333,7 +322,7 @@ impl OneTimeStore for RedisOneTimeStore {
 
     async fn pending(&self) -> Result<usize, OneTimeError> {
         let mut connection = self.connection.clone();
-        let count: usize = within(
+        let count: usize = store_redis::bounded(
             self.command_timeout,
             PRUNE_AND_COUNT
                 .key(&self.pending_key)
@@ -381,20 +370,6 @@ impl Entry {
             binding: BindingDigest::from_bytes(*binding),
             expires_at_ms: u64::from_be_bytes(expires),
         })
-    }
-}
-
-/// Runs one Redis call under `limit`, mapping every failure to a
-/// [`StoreError`].
-async fn within<T>(
-    limit: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, call).await {
-        Err(_) => Err(StoreError::Timeout),
-        Ok(Err(error)) if error.is_timeout() => Err(StoreError::Timeout),
-        Ok(Err(error)) => Err(StoreError::backend(error)),
-        Ok(Ok(value)) => Ok(value),
     }
 }
 

@@ -4,9 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use crate::store::StoreError;
+use crate::store::redis as store_redis;
 
 use super::{Redemption, ReplayStore};
 
@@ -59,18 +60,9 @@ impl RedisReplayStore {
     /// Connects to `url` with bounded connection and response timeouts, so
     /// a dead server fails fast instead of stalling requests.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(DEFAULT_REDIS_TIMEOUT)
-            .set_response_timeout(DEFAULT_REDIS_TIMEOUT)
-            .set_number_of_retries(1)
-            .set_max_delay(500);
-        let connect = ConnectionManager::new_with_config(client, config);
-        let connection = tokio::time::timeout(DEFAULT_REDIS_TIMEOUT * 2, connect)
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(StoreError::backend)?;
-        Ok(Self::new(connection))
+        Ok(Self::new(
+            store_redis::connect(url, DEFAULT_REDIS_TIMEOUT).await?,
+        ))
     }
 
     /// Prefixes every key, so several apps can share one Redis.
@@ -103,10 +95,7 @@ impl ReplayStore for RedisReplayStore {
             .arg("EXAT")
             .arg(expires_at.max(1));
         let reply: Option<String> =
-            tokio::time::timeout(self.timeout, command.query_async(&mut connection))
-                .await
-                .map_err(|_| StoreError::Timeout)?
-                .map_err(StoreError::backend)?;
+            store_redis::bounded(self.timeout, command.query_async(&mut connection)).await?;
         // `SET … NX` answers OK when it set the key and nil when it existed.
         Ok(match reply {
             Some(_) => Redemption::First,

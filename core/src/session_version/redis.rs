@@ -1,17 +1,17 @@
 //! The Redis session-version cache, shared by every process of a fleet.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::aio::{ConnectionManager, PubSub};
 use redis::{Client, Script};
 
 use super::memory::DEFAULT_TTL;
 use super::{Generation, Lookup, SessionVersionCache, Stored};
 use crate::store::StoreError;
+use crate::store::redis as store_redis;
 
 const DEFAULT_PREFIX: &str = "keystile:";
 const DEFAULT_CHANNEL: &str = "keystile:sv:invalidate";
@@ -123,15 +123,7 @@ impl RedisSessionVersionCacheBuilder {
     /// Connects. Fails when Redis cannot be reached within the timeout.
     pub async fn connect(self) -> Result<RedisSessionVersionCache, StoreError> {
         let client = Client::open(self.url.as_str()).map_err(StoreError::backend)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(self.command_timeout)
-            .set_response_timeout(self.command_timeout)
-            .set_number_of_retries(1);
-        let connection = bounded(
-            self.command_timeout.saturating_mul(2),
-            ConnectionManager::new_with_config(client.clone(), config),
-        )
-        .await?;
+        let connection = store_redis::connect_client(client.clone(), self.command_timeout).await?;
         Ok(RedisSessionVersionCache {
             connection,
             client,
@@ -171,7 +163,7 @@ impl RedisSessionVersionCache {
     /// before this returns.
     pub(crate) async fn subscribe(&self) -> Result<PubSub, StoreError> {
         let timeout = self.command_timeout;
-        bounded(timeout, async {
+        store_redis::bounded(timeout, async {
             let mut pubsub = self.client.get_async_pubsub().await?;
             pubsub.subscribe(self.channel.as_ref()).await?;
             Ok(pubsub)
@@ -192,7 +184,7 @@ impl RedisSessionVersionCache {
 impl SessionVersionCache for RedisSessionVersionCache {
     async fn get(&self, subject: &str) -> Result<Lookup, StoreError> {
         let mut connection = self.connection.clone();
-        let (version, generation): (Option<String>, Option<String>) = bounded(
+        let (version, generation): (Option<String>, Option<String>) = store_redis::bounded(
             self.command_timeout,
             redis::cmd("MGET")
                 .arg(self.version_key(subject))
@@ -222,7 +214,7 @@ impl SessionVersionCache for RedisSessionVersionCache {
         seen: Generation,
     ) -> Result<Stored, StoreError> {
         let mut connection = self.connection.clone();
-        let stored: i64 = bounded(
+        let stored: i64 = store_redis::bounded(
             self.command_timeout,
             self.set_script
                 .key(self.version_key(subject))
@@ -242,7 +234,7 @@ impl SessionVersionCache for RedisSessionVersionCache {
 
     async fn invalidate(&self, subject: &str) -> Result<(), StoreError> {
         let mut connection = self.connection.clone();
-        let _receivers: i64 = bounded(
+        let _receivers: i64 = store_redis::bounded(
             self.command_timeout,
             self.invalidate_script
                 .key(self.version_key(subject))
@@ -277,18 +269,5 @@ impl fmt::Debug for RedisSessionVersionCacheBuilder {
             .field("ttl", &self.ttl)
             .field("command_timeout", &self.command_timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// Runs a Redis call under `timeout`, mapping both failure kinds.
-async fn bounded<T>(
-    timeout: Duration,
-    call: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) if error.is_timeout() => Err(StoreError::Timeout),
-        Ok(Err(error)) => Err(StoreError::backend(error)),
-        Err(_) => Err(StoreError::Timeout),
     }
 }

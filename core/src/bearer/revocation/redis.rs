@@ -9,6 +9,7 @@ use redis::aio::ConnectionManager;
 use super::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::store::StoreError;
+use crate::store::redis as store_redis;
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "keystile:revoked:";
@@ -43,12 +44,7 @@ pub struct RedisRevocationList {
 impl RedisRevocationList {
     /// Connects to `url` with the default prefix and timeout.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(StoreError::backend)?;
-        let connection = tokio::time::timeout(DEFAULT_TIMEOUT, ConnectionManager::new(client))
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(StoreError::backend)?;
-        Ok(Self::new(connection))
+        Ok(Self::new(store_redis::connect(url, DEFAULT_TIMEOUT).await?))
     }
 
     /// A list over an existing connection.
@@ -82,10 +78,7 @@ impl RedisRevocationList {
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
         let mut connection = self.connection.clone();
-        tokio::time::timeout(self.timeout, cmd.query_async(&mut connection))
-            .await
-            .map_err(|_| StoreError::Timeout)?
-            .map_err(StoreError::backend)
+        store_redis::bounded(self.timeout, cmd.query_async(&mut connection)).await
     }
 }
 

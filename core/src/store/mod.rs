@@ -32,3 +32,6 @@ impl StoreError {
         Self::Backend(message.to_string().into())
     }
 }
+
+#[cfg(feature = "redis")]
+pub mod redis;
