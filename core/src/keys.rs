@@ -287,6 +287,24 @@ impl Keyring {
         Ok(ring)
     }
 
+    /// [`Keyring::from_env`], or — when `KEYSTILE_SECRET` is not set — a
+    /// keyring generated for this process only, with a `tracing` warning
+    /// (for development servers: tokens then do not survive a restart nor
+    /// verify in another process). A variable that is set but unusable is
+    /// still an error.
+    pub fn from_env_or_generate() -> Result<Self, KeyError> {
+        match Self::from_env() {
+            Err(KeyError::MissingVar { var: SECRET_VAR }) => {
+                tracing::warn!(
+                    "{SECRET_VAR} is not set: using a secret generated for this process only \
+                     (set one with `keystile secret generate` to share tokens across processes)"
+                );
+                Self::generate()
+            }
+            other => other,
+        }
+    }
+
     /// A keyring with one freshly generated key (for development).
     pub fn generate() -> Result<Self, KeyError> {
         Ok(Self::new(SigningKey::generate()?))

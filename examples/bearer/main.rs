@@ -25,7 +25,7 @@ mod app;
 use std::process::ExitCode;
 
 use keystile::clock::SharedClock;
-use keystile::keys::{KeyError, Keyring};
+use keystile::keys::Keyring;
 use tracing_subscriber::EnvFilter;
 
 use crate::app::{AppConfig, Backends, app};
@@ -51,17 +51,7 @@ async fn run() -> Result<(), String> {
             .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
         Err(_) => 3002,
     };
-    let keyring = match Keyring::from_env() {
-        Ok(keyring) => keyring,
-        Err(KeyError::MissingVar { .. }) => {
-            tracing::warn!(
-                "KEYSTILE_SECRET is not set: using a secret generated for this process only \
-                 (set one with `keystile secret generate` to share tokens across processes)"
-            );
-            Keyring::generate().map_err(|e| e.to_string())?
-        }
-        Err(error) => return Err(error.to_string()),
-    };
+    let keyring = Keyring::from_env_or_generate().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;

@@ -17,7 +17,7 @@ mod app;
 
 use std::process::ExitCode;
 
-use keystile::keys::{KeyError, Keyring};
+use keystile::keys::Keyring;
 use keystile::replay::SharedReplayStore;
 use tracing_subscriber::EnvFilter;
 
@@ -44,17 +44,7 @@ async fn run() -> Result<(), String> {
             .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
         Err(_) => 3000,
     };
-    let keyring = match Keyring::from_env() {
-        Ok(keyring) => keyring,
-        Err(KeyError::MissingVar { .. }) => {
-            tracing::warn!(
-                "KEYSTILE_SECRET is not set: using a secret generated for this process only \
-                 (set one with `keystile secret generate` to share links across processes)"
-            );
-            Keyring::generate().map_err(|e| e.to_string())?
-        }
-        Err(error) => return Err(error.to_string()),
-    };
+    let keyring = Keyring::from_env_or_generate().map_err(|e| e.to_string())?;
     let mut config = AppConfig::new(keyring, port);
     if let Some(replay) = redis_replay_store().await? {
         config.replay = replay;
