@@ -93,7 +93,7 @@ impl Principal {
     /// The identity proved by an API key: its owner, with its scopes.
     pub fn from_api_key(record: Arc<ApiKeyRecord>) -> Self {
         Self {
-            subject: record.owner.as_str().into(),
+            subject: Arc::clone(&record.owner),
             actor: None,
             tenant: None,
             scopes: record.scopes.clone(),

@@ -22,7 +22,7 @@
 //!
 //! let digest = parse(key.as_str()).unwrap().digest();
 //! let found = store.lookup(&digest).await.unwrap().unwrap();
-//! assert_eq!(found.owner, "acme");
+//! assert_eq!(&*found.owner, "acme");
 //! # }
 //! ```
 
@@ -150,7 +150,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
             .records
             .load()
             .values()
-            .filter(|r| r.owner == owner)
+            .filter(|r| &*r.owner == owner)
             .cloned()
             .collect();
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -197,7 +197,7 @@ mod tests {
         let store = MemoryApiKeyStore::with_records([a.clone(), b.clone()]).unwrap();
         assert_eq!(store.len(), 2);
         let found = store.lookup(&key.digest()).await.unwrap().unwrap();
-        assert_eq!(found.owner, "acme");
+        assert_eq!(&*found.owner, "acme");
 
         assert!(matches!(
             MemoryApiKeyStore::with_records([a.clone(), a.clone()]),
