@@ -144,9 +144,12 @@ fn is_token(bytes: &[u8]) -> bool {
         let x = u64::from_ne_bytes(word);
         // A byte's high bit is set in `below` when it is < 0x21 (valid
         // for x's bytes < 0x80; larger bytes set their own high bit in
-        // `above`), and in `above` when it is > 0x7e.
+        // `above`), and in `above` when it is > 0x7e: adding 0x7f - 0x7e
+        // = 1 lifts exactly 0x7f to 0x80. Borrows and carries between
+        // bytes start only at a byte that is already out of range, so
+        // "any byte out of range" is exact.
         let below = x.wrapping_sub(ONES * 0x21) & !x;
-        let above = x.wrapping_add(ONES * (0x7f - 0x7e)) | x;
+        let above = x.wrapping_add(ONES) | x;
         bad |= (below | above) & HIGH;
     }
     bad == 0 && chunks.remainder().iter().all(|b| (0x21..=0x7e).contains(b))
