@@ -46,13 +46,13 @@ async fn whoami(key: ApiKey) -> Json<Value> {
     Json(json!({
         "key_id": key.id,
         "prefix": key.prefix,
-        "owner": key.owner,
+        "owner": &*key.owner,
         "scopes": key.scopes,
     }))
 }
 
 async fn list_reports(key: ApiKey) -> Json<Value> {
-    Json(json!({ "owner": key.owner, "reports": ["q1", "q2"] }))
+    Json(json!({ "owner": &*key.owner, "reports": ["q1", "q2"] }))
 }
 
 // The scope can also be required in the handler's signature.

@@ -109,7 +109,7 @@ async fn mint_list_revoke_against_postgres() {
         .unwrap()
         .expect("stored");
     assert_eq!(record.name, "ci");
-    assert_eq!(record.owner, "acme");
+    assert_eq!(&*record.owner, "acme");
     assert!(record.expires_at.is_some());
     let base = serve(app(store.clone(), &clock, None)).await;
     let r = client()

@@ -179,7 +179,7 @@ async fn https_deployment_sets_a_secure_host_prefixed_cookie() {
     let router = Router::new()
         .route(
             "/admin/",
-            get(|s: Session| async move { s.subject.clone() }),
+            get(|s: Session| async move { s.subject.to_string() }),
         )
         .route_layer(SessionLayer::new(ring.clone(), tenants.clone()).with_cookie(cookie.clone()))
         .layer(

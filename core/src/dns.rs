@@ -24,27 +24,43 @@ pub const MAX_NAME_LEN: usize = 253;
 
 /// `text` as a lowercase DNS label, or `None` when it is not one.
 pub fn dns_label(text: &str) -> Option<String> {
-    is_label(text.as_bytes()).then(|| text.to_ascii_lowercase())
+    is_dns_label(text).then(|| text.to_ascii_lowercase())
+}
+
+/// Whether `text` is a DNS label (in any case): 1-63 letters, digits and
+/// inner `-`.
+pub fn is_dns_label(text: &str) -> bool {
+    is_label(text.as_bytes())
 }
 
 /// `text` as a lowercase DNS name of one or more labels, or `None`.
 pub fn dns_name(text: &str) -> Option<String> {
+    is_dns_name(text).then(|| text.to_ascii_lowercase())
+}
+
+/// Whether `text` is a DNS name (in any case) of one or more labels.
+pub fn is_dns_name(text: &str) -> bool {
     let bytes = text.as_bytes();
-    let valid = !bytes.is_empty()
-        && bytes.len() <= MAX_NAME_LEN
-        && bytes.split(|b| *b == b'.').all(is_label);
-    valid.then(|| text.to_ascii_lowercase())
+    !bytes.is_empty() && bytes.len() <= MAX_NAME_LEN && bytes.split(|b| *b == b'.').all(is_label)
 }
 
 /// Splits `host[:port]` (a `Host` header or URL authority) into a lowercase
 /// DNS name and the port, refusing anything else: user info, IPv6
 /// literals, empty or non-numeric ports, port 0.
 pub fn host_and_port(authority: &str) -> Option<(String, Option<u16>)> {
+    let (host, port) = split_host_port(authority)?;
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// [`host_and_port`] without the copy: the host is borrowed from
+/// `authority` in its original case (compare it with
+/// `eq_ignore_ascii_case`). For per-request paths that only compare.
+pub fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) => (host, Some(parse_port(port)?)),
         None => (authority, None),
     };
-    Some((dns_name(host)?, port))
+    is_dns_name(host).then_some((host, port))
 }
 
 fn parse_port(text: &str) -> Option<u16> {
@@ -68,6 +84,30 @@ fn is_label(label: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_host_port_borrows_the_host_in_its_case_and_checks_like_host_and_port() {
+        assert_eq!(
+            split_host_port("ACME.Example.test:8080"),
+            Some(("ACME.Example.test", Some(8080)))
+        );
+        for authority in [
+            "acme.test",
+            "Acme.test:1",
+            "a..b",
+            "a:0",
+            "a:+1",
+            "[::1]:80",
+            "u@a",
+            "",
+        ] {
+            assert_eq!(
+                split_host_port(authority).map(|(h, p)| (h.to_ascii_lowercase(), p)),
+                host_and_port(authority),
+                "{authority:?}"
+            );
+        }
+    }
 
     #[test]
     fn labels_follow_ldh_rules() {

@@ -93,7 +93,7 @@ impl Principal {
     /// The identity proved by an API key: its owner, with its scopes.
     pub fn from_api_key(record: Arc<ApiKeyRecord>) -> Self {
         Self {
-            subject: record.owner.as_str().into(),
+            subject: Arc::clone(&record.owner),
             actor: None,
             tenant: None,
             scopes: record.scopes.clone(),
@@ -118,9 +118,9 @@ impl Principal {
     /// The identity proved by a verified session cookie.
     pub fn from_session(claims: Arc<SessionClaims>) -> Self {
         Self {
-            subject: claims.subject.as_str().into(),
-            actor: claims.actor.as_deref().map(Into::into),
-            tenant: Some(claims.tenant.as_str().into()),
+            subject: Arc::clone(&claims.subject),
+            actor: claims.actor.clone(),
+            tenant: Some(Arc::clone(&claims.tenant)),
             scopes: Scopes::none(),
             session_version: claims.session_version,
             credential: Credential::Session(claims),

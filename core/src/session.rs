@@ -34,6 +34,7 @@
 //! assert_eq!(codec.verify(&cookie, "acme"), Err(VerifyError::Expired));
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -54,24 +55,102 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(3600);
 pub const MAX_SESSION_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// What a session cookie carries.
+///
+/// The text fields are shared (`Arc<str>`), so the [`Principal`] built from
+/// them on every request takes references instead of copies.
+///
+/// [`Principal`]: crate::identity::Principal
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionClaims {
     /// Who the session is for.
-    #[serde(rename = "sub")]
-    pub subject: String,
+    #[serde(rename = "sub", with = "shared_text")]
+    pub subject: Arc<str>,
     /// Who is acting as the subject (impersonation), if anyone.
-    #[serde(rename = "act", default, skip_serializing_if = "Option::is_none")]
-    pub actor: Option<String>,
+    #[serde(
+        rename = "act",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "shared_text::optional"
+    )]
+    pub actor: Option<Arc<str>>,
     /// The tenant the session is bound to.
-    #[serde(rename = "aud")]
-    pub tenant: String,
+    #[serde(rename = "aud", with = "shared_text")]
+    pub tenant: Arc<str>,
     /// The session version current when the session began.
     #[serde(rename = "sv", default, skip_serializing_if = "Option::is_none")]
     pub session_version: Option<u64>,
     /// Expiry, Unix seconds (filled from the token's envelope when opened).
     #[serde(skip)]
     pub expires_at: u64,
+}
+
+/// Serde for `Arc<str>` without serde's `rc` feature: one allocation per
+/// string when it is read straight from the JSON text.
+mod shared_text {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serializer, de};
+
+    pub(super) fn serialize<S: Serializer>(
+        text: &Arc<str>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Arc<str>, D::Error> {
+        Shared::deserialize(deserializer).map(|shared| shared.0)
+    }
+
+    struct Shared(Arc<str>);
+
+    impl<'de> Deserialize<'de> for Shared {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer.deserialize_str(SharedVisitor)
+        }
+    }
+
+    struct SharedVisitor;
+
+    impl de::Visitor<'_> for SharedVisitor {
+        type Value = Shared;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Shared, E> {
+            Ok(Shared(Arc::from(text)))
+        }
+    }
+
+    pub(super) mod optional {
+        use std::sync::Arc;
+
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Shared;
+
+        pub(in super::super) fn serialize<S: Serializer>(
+            text: &Option<Arc<str>>,
+            serializer: S,
+        ) -> Result<S::Ok, S::Error> {
+            match text {
+                Some(text) => serializer.serialize_some(&**text),
+                None => serializer.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Arc<str>>, D::Error> {
+            Option::<Shared>::deserialize(deserializer).map(|text| text.map(|shared| shared.0))
+        }
+    }
 }
 
 /// A session lifetime of zero or above [`MAX_SESSION_TTL`].
@@ -136,7 +215,7 @@ impl SessionCodec {
         if !well_formed {
             return Err(VerifyError::Malformed);
         }
-        if claims.tenant != tenant {
+        if *claims.tenant != *tenant {
             return Err(VerifyError::WrongAudience);
         }
         claims.expires_at = verified.validity.expires_at;

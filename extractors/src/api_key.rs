@@ -97,11 +97,11 @@ mod tests {
     use tower::ServiceExt;
 
     async fn required(key: ApiKey) -> String {
-        key.owner.clone()
+        key.owner.to_string()
     }
 
     async fn optional(key: Option<ApiKey>) -> String {
-        key.map_or_else(|| "nobody".to_owned(), |k| k.owner.clone())
+        key.map_or_else(|| "nobody".to_owned(), |k| k.owner.to_string())
     }
 
     fn app() -> Router {

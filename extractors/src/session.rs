@@ -22,7 +22,7 @@
 //! async fn admin(session: Session) -> String {
 //!     match &session.actor {
 //!         Some(actor) => format!("{} (impersonated by {actor})", session.subject),
-//!         None => session.subject.clone(),
+//!         None => session.subject.to_string(),
 //!     }
 //! }
 //!
@@ -103,11 +103,11 @@ mod tests {
     use tower::ServiceExt;
 
     async fn required(session: Session) -> String {
-        session.subject.clone()
+        session.subject.to_string()
     }
 
     async fn optional(session: Option<Session>) -> String {
-        session.map_or_else(|| "nobody".to_owned(), |s| s.subject.clone())
+        session.map_or_else(|| "nobody".to_owned(), |s| s.subject.to_string())
     }
 
     fn app() -> Router {

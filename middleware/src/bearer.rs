@@ -50,11 +50,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, Request, StatusCode};
-use keystile_core::bearer::{BearerToken, TokenVerifier};
+use keystile_core::bearer::{BearerToken, Claims, TokenError, TokenVerifier};
 use keystile_core::identity::Principal;
 use keystile_core::rejection::{Reason, Rejection};
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -169,9 +170,55 @@ impl<S> fmt::Debug for Bearer<S> {
     }
 }
 
-/// The response future of [`Bearer`]: boxed, because verification is an
-/// async call through a trait object anyway.
-pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+pin_project! {
+    /// The response future of [`Bearer`].
+    ///
+    /// Not boxed when the verifier answers at once (`JwtVerifier` does):
+    /// then the token is checked inside `call` and this is the inner
+    /// service's own future, or the rejection. A verifier that must wait
+    /// (revocation lookups, closures) gets one boxed future.
+    pub struct ResponseFuture<F, E> {
+        #[pin]
+        state: State<F, E>,
+    }
+}
+
+type Pending<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, E> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response> },
+        Pending { future: Pending<E> },
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx),
+            // `take` is `Some` on the only poll: a ready future is not
+            // polled again, and a second poll gets an empty 500 rather than a
+            // panic.
+            StateProj::Rejected { response } => Poll::Ready(Ok(response
+                .take()
+                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
+            StateProj::Pending { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<F, E> fmt::Debug for ResponseFuture<F, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
 
 impl<S> Service<Request<Body>> for Bearer<S>
 where
@@ -180,29 +227,54 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        // The clone takes over readiness from the instance that was polled
-        // ready (tower's contract); the clone left behind is polled next time.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let config = Arc::clone(&self.config);
-        LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
-        Box::pin(async move {
-            match config.authenticate(req.headers()).await {
-                Ok(Some(principal)) => {
-                    req.extensions_mut().insert(principal);
-                    inner.call(req).await
+        let state = match self.config.authenticate_now(req.headers()) {
+            Some(Ok(principal)) => {
+                match principal {
+                    // The Principal marks the request as seen by this layer
+                    // (see `LayersSeen::ran`): one extension, not two.
+                    Some(principal) => req.extensions_mut().insert(principal),
+                    None => {
+                        LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
+                        None
+                    }
+                };
+                State::Inner {
+                    future: self.inner.call(req),
                 }
-                Ok(None) => inner.call(req).await,
-                Err(rejection) => Ok(rejection_response(rejection)),
             }
-        })
+            Some(Err(rejection)) => State::Rejected {
+                response: Some(rejection_response(rejection)),
+            },
+            None => {
+                LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
+                // The clone takes over readiness from the instance that was
+                // polled ready (tower's contract); the clone left behind is
+                // polled next time.
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                let config = Arc::clone(&self.config);
+                State::Pending {
+                    future: Box::pin(async move {
+                        match config.authenticate(req.headers()).await {
+                            Ok(Some(principal)) => {
+                                req.extensions_mut().insert(principal);
+                                inner.call(req).await
+                            }
+                            Ok(None) => inner.call(req).await,
+                            Err(rejection) => Ok(rejection_response(rejection)),
+                        }
+                    }),
+                }
+            }
+        };
+        ResponseFuture { state }
     }
 }
 
@@ -212,21 +284,54 @@ impl Config {
     }
 
     async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        let token = match bearer_token(headers) {
-            Ok(Some(token)) => token.to_owned(),
-            Ok(None) if self.optional => return Ok(None),
-            Ok(None) => return Err(self.reject(Rejection::new(Reason::MissingCredentials, SOURCE))),
+        let Some(token) = self.presented_token(headers)? else {
+            return Ok(None);
+        };
+        let verified = self.verifier.verify(token).await;
+        self.admit(token, verified).map(Some)
+    }
+
+    /// [`Self::authenticate`] without waiting: `None` when the verifier
+    /// needs an async call.
+    fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<Principal>, Rejection>> {
+        let token = match self.presented_token(headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Ok(None)),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let verified = self.verifier.verify_now(token)?;
+        Some(self.admit(token, verified).map(Some))
+    }
+
+    /// The presented token; `Ok(None)` when none was presented and the
+    /// layer is optional.
+    fn presented_token<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, Rejection> {
+        match bearer_token(headers) {
+            Ok(Some(token)) => Ok(Some(token)),
+            Ok(None) if self.optional => Ok(None),
+            Ok(None) => Err(self.reject(Rejection::new(Reason::MissingCredentials, SOURCE))),
             Err(_) => {
                 let rejection = Rejection::new(Reason::Malformed, SOURCE)
                     .with_status(StatusCode::BAD_REQUEST)
                     .with_detail("the Authorization header is not a single Bearer credential");
-                return Err(self.reject(rejection));
+                Err(self.reject(rejection))
             }
-        };
-        match self.verifier.verify(&token).await {
-            Ok(claims) => Ok(Some(Principal::from_bearer(Arc::new(BearerToken::new(
+        }
+    }
+
+    /// The identity behind `token`, given the verifier's answer.
+    fn admit(
+        &self,
+        token: &str,
+        verified: Result<Claims, TokenError>,
+    ) -> Result<Principal, Rejection> {
+        match verified {
+            Ok(claims) => Ok(Principal::from_bearer(Arc::new(BearerToken::new(
                 token, claims,
-            ))))),
+            )))),
             Err(error) => Err(self.reject(error.to_rejection(SOURCE))),
         }
     }

@@ -393,9 +393,9 @@ impl Config {
         let claims = verified.claims;
         let impersonated = claims.actor.is_some();
         let session = SessionClaims {
-            subject: claims.subject,
-            actor: claims.actor,
-            tenant: claims.audience,
+            subject: claims.subject.into(),
+            actor: claims.actor.map(Into::into),
+            tenant: claims.audience.into(),
             session_version: claims.session_version,
             expires_at: 0,
         };
@@ -543,7 +543,7 @@ mod tests {
             .with_clock(clock.shared())
             .verify(cookie.value(), "acme")
             .unwrap();
-        assert_eq!(claims.subject, "admin@acme");
+        assert_eq!(&*claims.subject, "admin@acme");
         assert_eq!(claims.actor.as_deref(), Some("operator:7"));
     }
 

@@ -173,12 +173,17 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        LayersSeen::mark(request.extensions_mut(), AuthLayer::Session);
         match self.config.authenticate(&request) {
             Ok(principal) => {
-                if let Some(principal) = principal {
-                    request.extensions_mut().insert(principal);
-                }
+                match principal {
+                    // The Principal marks the request as seen by this layer
+                    // (see `LayersSeen::ran`): one extension, not two.
+                    Some(principal) => request.extensions_mut().insert(principal),
+                    None => {
+                        LayersSeen::mark(request.extensions_mut(), AuthLayer::Session);
+                        None
+                    }
+                };
                 // Called synchronously on the service that was polled
                 // ready: no clone-and-swap needed.
                 Either::Left(self.inner.call(request))

@@ -333,9 +333,9 @@ mod tests {
 
     fn session(subject: &str, sv: Option<u64>) -> Principal {
         Principal::from_session(Arc::new(SessionClaims {
-            subject: subject.to_owned(),
+            subject: subject.into(),
             actor: None,
-            tenant: "acme".to_owned(),
+            tenant: "acme".into(),
             session_version: sv,
             expires_at: 0,
         }))

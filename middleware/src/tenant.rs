@@ -88,9 +88,19 @@ impl HostTenant {
 
     /// The tenant named by a `host[:port]` authority.
     pub fn tenant_of(&self, authority: &str) -> Option<Arc<str>> {
-        let (host, _port) = dns::host_and_port(authority)?;
-        let label = host.strip_suffix(&*self.dotted_parent)?;
-        dns::dns_label(label).map(Arc::from)
+        // Matched in place, whatever the case: the only allocation is the
+        // returned tenant.
+        let (host, _port) = dns::split_host_port(authority)?;
+        let label_len = host.len().checked_sub(self.dotted_parent.len())?;
+        let (label, parent) = host.split_at_checked(label_len)?;
+        if !parent.eq_ignore_ascii_case(&self.dotted_parent) || !dns::is_dns_label(label) {
+            return None;
+        }
+        if label.bytes().any(|b| b.is_ascii_uppercase()) {
+            Some(label.to_ascii_lowercase().into())
+        } else {
+            Some(label.into())
+        }
     }
 }
 

@@ -76,7 +76,7 @@ async fn whoami(key: ApiKey) -> Json<Value> {
     Json(json!({
         "key_id": key.id,
         "prefix": key.prefix,
-        "owner": key.owner,
+        "owner": &*key.owner,
         "scopes": key.scopes,
     }))
 }

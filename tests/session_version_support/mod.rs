@@ -192,9 +192,9 @@ async fn session_stand_in(mut request: Request, next: Next) -> Response {
         .and_then(|v| parse_token(&format!("tok:{v}")));
     if let Some((subject, sv)) = value {
         let claims = SessionClaims {
-            subject,
+            subject: subject.into(),
             actor: None,
-            tenant: "acme".to_owned(),
+            tenant: "acme".into(),
             session_version: sv,
             expires_at: 0,
         };

@@ -244,13 +244,34 @@ pub fn parse(text: &str) -> Result<ParsedKey<'_>, KeyFormatError> {
     if text.len() > MAX_KEY_LEN {
         return Err(KeyFormatError::TooLong);
     }
-    let split = text.rfind('_').ok_or(KeyFormatError::MissingSeparator)?;
-    let (prefix, body) = (&text[..split], &text[split + 1..]);
-    if !is_valid_prefix(prefix) {
+    // The body has a fixed width, so a well-formed key has its separator
+    // exactly BODY_LEN + 1 bytes from the end: no search. When that byte is
+    // not `_` or the body is not all base62, the general search below
+    // classifies the error as before.
+    let split = match text.len().checked_sub(BODY_LEN + 1) {
+        Some(split)
+            if text.as_bytes()[split] == b'_'
+                && text.as_bytes()[split + 1..]
+                    .iter()
+                    .all(u8::is_ascii_alphanumeric) =>
+        {
+            split
+        }
+        _ => {
+            let split = text.rfind('_').ok_or(KeyFormatError::MissingSeparator)?;
+            let body = &text.as_bytes()[split + 1..];
+            if body.len() != BODY_LEN || !body.iter().all(u8::is_ascii_alphanumeric) {
+                // Same order as before: a bad prefix is named first.
+                if !is_valid_prefix(&text[..split]) {
+                    return Err(KeyFormatError::InvalidPrefix);
+                }
+                return Err(KeyFormatError::InvalidBody);
+            }
+            split
+        }
+    };
+    if !is_valid_prefix(&text[..split]) {
         return Err(KeyFormatError::InvalidPrefix);
-    }
-    if body.len() != BODY_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(KeyFormatError::InvalidBody);
     }
     let (checked, check) = text.split_at(text.len() - CHECKSUM_LEN);
     // Six base62 digits can exceed u32; compare in u64 so an overflowing

@@ -181,7 +181,7 @@ fn record_from(row: &PgRow) -> Result<ApiKeyRecord, sqlx::Error> {
         name: row.try_get("name")?,
         prefix: row.try_get("prefix")?,
         digest: KeyDigest(digest),
-        owner: row.try_get("owner")?,
+        owner: row.try_get::<String, _>("owner")?.into(),
         scopes: scopes.into_iter().collect::<Scopes>(),
         created_at: from_db(row.try_get("created_at")?),
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(from_db),
@@ -218,7 +218,7 @@ impl ApiKeyStore for PostgresApiKeyStore {
         .bind(&record.name)
         .bind(&record.prefix)
         .bind(&record.digest.0[..])
-        .bind(&record.owner)
+        .bind(&*record.owner)
         .bind(&scopes)
         .bind(to_db(record.created_at))
         .bind(record.expires_at.map(to_db))

@@ -17,6 +17,8 @@
 //! assert!(record.is_usable_at(1_700_000_000));
 //! ```
 
+use std::sync::Arc;
+
 use super::digest::KeyDigest;
 use super::format::{KeyPrefix, MintedKey, base62_text, mint};
 use crate::random::{RandomError, RandomSource, bytes};
@@ -36,8 +38,9 @@ pub struct ApiKeyRecord {
     pub prefix: String,
     /// SHA-256 of the whole key string.
     pub digest: KeyDigest,
-    /// The subject that owns the key.
-    pub owner: String,
+    /// The subject that owns the key. Shared, so the `Principal` built for
+    /// every admitted request takes a reference rather than a copy.
+    pub owner: Arc<str>,
     /// What the key may do.
     pub scopes: Scopes,
     /// Creation time, Unix seconds.
@@ -113,7 +116,7 @@ impl NewApiKey {
             name: self.name,
             prefix: self.prefix.as_str().to_owned(),
             digest: key.digest(),
-            owner: self.owner,
+            owner: self.owner.into(),
             scopes: self.scopes,
             created_at: now,
             expires_at: self.expires_at,

@@ -30,7 +30,7 @@
 //!         Err(StoreError::message("read-only store"))
 //!     }
 //!     async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-//!         Ok(if self.0.owner == owner { vec![self.0.clone()] } else { vec![] })
+//!         Ok(if &*self.0.owner == owner { vec![self.0.clone()] } else { vec![] })
 //!     }
 //!     async fn record_use(&self, _: &[LastUse]) -> Result<(), StoreError> {
 //!         Ok(())
