@@ -44,18 +44,15 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http::{HeaderMap, Request, StatusCode};
 use keystile_core::bearer::{BearerToken, Claims, TokenError, TokenVerifier};
 use keystile_core::identity::Principal;
 use keystile_core::rejection::{Reason, Rejection};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -170,55 +167,7 @@ impl<S> fmt::Debug for Bearer<S> {
     }
 }
 
-pin_project! {
-    /// The response future of [`Bearer`].
-    ///
-    /// Not boxed when the verifier answers at once (`JwtVerifier` does):
-    /// then the token is checked inside `call` and this is the inner
-    /// service's own future, or the rejection. A verifier that must wait
-    /// (revocation lookups, closures) gets one boxed future.
-    pub struct ResponseFuture<F, E> {
-        #[pin]
-        state: State<F, E>,
-    }
-}
-
-type Pending<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, E> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response> },
-        Pending { future: Pending<E> },
-    }
-}
-
-impl<F, E> Future for ResponseFuture<F, E>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            // `take` is `Some` on the only poll: a ready future is not
-            // polled again, and a second poll gets an empty 500 rather than a
-            // panic.
-            StateProj::Rejected { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
-            StateProj::Pending { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, E> fmt::Debug for ResponseFuture<F, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+pub use crate::future::ResponseFuture;
 
 impl<S> Service<Request<Body>> for Bearer<S>
 where
@@ -234,7 +183,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        let state = match self.config.authenticate_now(req.headers()) {
+        match self.config.authenticate_now(req.headers()) {
             Some(Ok(principal)) => {
                 match principal {
                     // The Principal marks the request as seen by this layer
@@ -245,13 +194,9 @@ where
                         None
                     }
                 };
-                State::Inner {
-                    future: self.inner.call(req),
-                }
+                ResponseFuture::inner(self.inner.call(req))
             }
-            Some(Err(rejection)) => State::Rejected {
-                response: Some(rejection_response(rejection)),
-            },
+            Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),
             None => {
                 LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
                 // The clone takes over readiness from the instance that was
@@ -260,21 +205,18 @@ where
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 let config = Arc::clone(&self.config);
-                State::Pending {
-                    future: Box::pin(async move {
-                        match config.authenticate(req.headers()).await {
-                            Ok(Some(principal)) => {
-                                req.extensions_mut().insert(principal);
-                                inner.call(req).await
-                            }
-                            Ok(None) => inner.call(req).await,
-                            Err(rejection) => Ok(rejection_response(rejection)),
+                ResponseFuture::pending(async move {
+                    match config.authenticate(req.headers()).await {
+                        Ok(Some(principal)) => {
+                            req.extensions_mut().insert(principal);
+                            inner.call(req).await
                         }
-                    }),
-                }
+                        Ok(None) => inner.call(req).await,
+                        Err(rejection) => Ok(rejection_response(rejection)),
+                    }
+                })
             }
-        };
-        ResponseFuture { state }
+        }
     }
 }
 

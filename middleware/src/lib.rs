@@ -12,6 +12,7 @@ pub mod api_key;
 pub mod auth_chain;
 pub mod bearer;
 pub mod credentials;
+pub mod future;
 pub mod handoff;
 pub mod layers_seen;
 pub mod response;

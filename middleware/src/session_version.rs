@@ -43,18 +43,14 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
-use futures_util::future::BoxFuture;
-use http::{Request, StatusCode};
+use axum::response::Response;
+use http::Request;
 use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::session_version::{FetchRequest, FreshnessError, SessionVersionValidator};
 use keystile_core::{Reason, Rejection};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -142,52 +138,7 @@ impl<S> fmt::Debug for SessionVersion<S> {
     }
 }
 
-pin_project! {
-    /// The response future of [`SessionVersion`].
-    ///
-    /// Not boxed when the version is answered at once (no version on the
-    /// credential, or a hit in an in-memory cache): then the inner service's
-    /// own future, or the rejection. A miss (fetch) or a remote cache gets one
-    /// boxed future.
-    pub struct ResponseFuture<F, E> {
-        #[pin]
-        state: State<F, E>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, E> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response> },
-        Pending { future: BoxFuture<'static, Result<Response, E>> },
-    }
-}
-
-impl<F, E> Future for ResponseFuture<F, E>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx),
-            // `Some` on the only poll; polled again after completion, an
-            // empty 500 rather than a panic.
-            StateProj::Rejected { response } => Poll::Ready(Ok(response
-                .take()
-                .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response()))),
-            StateProj::Pending { future } => future.as_mut().poll(cx),
-        }
-    }
-}
-
-impl<F, E> fmt::Debug for ResponseFuture<F, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
+pub use crate::future::ResponseFuture;
 
 impl<S> Service<Request<Body>> for SessionVersion<S>
 where
@@ -214,13 +165,9 @@ where
                         checked.map_err(|error| rejection_for(&self.layer, principal, error))
                     })
             });
-        let state = match now {
-            Some(Ok(_)) => State::Inner {
-                future: self.inner.call(request),
-            },
-            Some(Err(rejection)) => State::Rejected {
-                response: Some(rejection_response(rejection)),
-            },
+        match now {
+            Some(Ok(_)) => ResponseFuture::inner(self.inner.call(request)),
+            Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),
             None => {
                 // The clone is not ready; the instance polled ready is the
                 // one used.
@@ -229,17 +176,14 @@ where
                 let layer = self.layer.clone();
                 let principal = request.extensions().get::<Principal>().cloned();
                 let any_layer = LayersSeen::any(request.extensions());
-                State::Pending {
-                    future: Box::pin(async move {
-                        match check(&layer, principal, any_layer).await {
-                            Ok(()) => inner.call(request).await,
-                            Err(rejection) => Ok(rejection_response(rejection)),
-                        }
-                    }),
-                }
+                ResponseFuture::pending(async move {
+                    match check(&layer, principal, any_layer).await {
+                        Ok(()) => inner.call(request).await,
+                        Err(rejection) => Ok(rejection_response(rejection)),
+                    }
+                })
             }
-        };
-        ResponseFuture { state }
+        }
     }
 }
 
