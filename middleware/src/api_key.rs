@@ -252,16 +252,8 @@ where
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
         match self.config.authenticate_now(req.headers()) {
-            Some(Ok(principal)) => {
-                match principal {
-                    // The Principal marks the request as seen by this layer
-                    // (see `LayersSeen::ran`): one extension, not two.
-                    Some(principal) => req.extensions_mut().insert(principal),
-                    None => {
-                        LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
-                        None
-                    }
-                };
+            Some(Ok(found)) => {
+                LayersSeen::record(req.extensions_mut(), AuthLayer::ApiKey, found);
                 ResponseFuture::inner(self.inner.call(req))
             }
             Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),

@@ -82,6 +82,18 @@ impl LayersSeen {
         Self::bits(extensions) & layer.bit() != 0
     }
 
+    /// Records what `layer` found: the [`Principal`] it verified (which
+    /// marks the layer as seen by itself: one extension, not two), or, when
+    /// it found no credentials, the mark alone.
+    pub fn record(extensions: &mut Extensions, layer: AuthLayer, found: Option<Principal>) {
+        match found {
+            Some(principal) => {
+                extensions.insert(principal);
+            }
+            None => Self::mark(extensions, layer),
+        }
+    }
+
     /// Whether any auth layer ran on this request.
     pub fn any(extensions: &Extensions) -> bool {
         Self::bits(extensions) != 0
