@@ -276,7 +276,10 @@ impl Fixtures {
             )),
         };
         Prepared {
-            router,
+            // What `axum::serve` does once per connection (`Router` as a
+            // make-service calls `with_state(())`): handlers become routes
+            // with their layers applied now, instead of on every request.
+            router: router.with_state(()),
             path: path.to_owned(),
             headers,
         }
