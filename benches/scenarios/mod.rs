@@ -34,7 +34,7 @@ pub const API_KEYS: usize = 10_000;
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 9] = [
+pub const ALL: [Scenario; 10] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -43,6 +43,7 @@ pub const ALL: [Scenario; 9] = [
     Scenario::Session,
     Scenario::Bearer,
     Scenario::BearerSessionVersion,
+    Scenario::BearerSessionVersionTwoLayers,
     Scenario::HandoffOtherPath,
 ];
 
@@ -64,8 +65,12 @@ pub enum Scenario {
     Session,
     /// `BearerLayer` verifying an HS256 JWT.
     Bearer,
-    /// `BearerLayer` then `SessionVersionLayer`, the version cached.
+    /// `BearerLayer` then `SessionVersionLayer` in one `ServiceBuilder`
+    /// route layer, the version cached.
     BearerSessionVersion,
+    /// The same two layers as two `route_layer` calls: one more boxed
+    /// route for axum to clone per request.
+    BearerSessionVersionTwoLayers,
     /// `HandoffLayer` on a request for another path.
     HandoffOtherPath,
 }
@@ -82,6 +87,7 @@ impl Scenario {
             Self::Session => "session",
             Self::Bearer => "bearer_hs256",
             Self::BearerSessionVersion => "bearer_session_version",
+            Self::BearerSessionVersionTwoLayers => "bearer_session_version_two_layers",
             Self::HandoffOtherPath => "handoff_other_path",
         }
     }
@@ -263,6 +269,15 @@ impl Fixtures {
                 route.route_layer(BearerLayer::new(self.jwt_verifier()))
             }
             Scenario::BearerSessionVersion => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
+                // One route layer, run top to bottom: bearer, then version.
+                route.route_layer(
+                    tower::ServiceBuilder::new()
+                        .layer(BearerLayer::new(self.jwt_verifier()))
+                        .layer(SessionVersionLayer::new(self.validator.clone())),
+                )
+            }
+            Scenario::BearerSessionVersionTwoLayers => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
                 // axum runs the layer added last first: bearer, then version.
                 route

@@ -43,6 +43,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -118,7 +119,7 @@ impl<S> Layer<S> for SessionVersionLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SessionVersion {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -127,7 +128,8 @@ impl<S> Layer<S> for SessionVersionLayer {
 #[derive(Clone)]
 pub struct SessionVersion<S> {
     inner: S,
-    layer: SessionVersionLayer,
+    // Shared: axum clones the service for every request.
+    layer: Arc<SessionVersionLayer>,
 }
 
 impl<S> fmt::Debug for SessionVersion<S> {

@@ -1,6 +1,5 @@
 //! The in-process session-version cache.
 
-use std::collections::HashMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +7,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 
 use super::{Generation, Lookup, SessionVersionCache, Stored};
 use crate::clock::{SharedClock, SystemClock};
@@ -22,6 +22,11 @@ const DEFAULT_CAPACITY: usize = 65_536;
 /// Shards keep concurrent readers of different subjects off one lock; 16 is
 /// plenty for the few cores a service runs on.
 const SHARDS: usize = 16;
+
+/// Which bits of a subject's hash pick its shard: bits 32..36, which the
+/// table inside the shard uses for neither its bucket index (the low bits of
+/// a table far smaller than 2^32) nor its tag (the top seven bits).
+const SHARD_SHIFT: u32 = 32;
 
 /// Session versions cached in this process: bounded, expiring by the
 /// injected clock, sharded so concurrent reads do not queue on one lock.
@@ -64,10 +69,16 @@ pub struct MemorySessionVersionCache {
     clock: SharedClock,
 }
 
-type Shard = RwLock<HashMap<Box<str>, Entry>>;
+/// One shard: its own lock on its own cache lines, so readers on two cores
+/// touching neighbouring shards do not contend for one line.
+#[repr(align(128))]
+struct Shard(RwLock<HashTable<Entry>>);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct Entry {
+    /// The subject's hash, kept so the table can grow without rehashing.
+    hash: u64,
+    subject: Box<str>,
     version: u64,
     expires_at: u64,
 }
@@ -75,7 +86,9 @@ struct Entry {
 impl MemorySessionVersionCache {
     /// A cache with a 60 s TTL, 65 536 entries and the system clock.
     pub fn new() -> Self {
-        let shards = (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect();
+        let shards = (0..SHARDS)
+            .map(|_| Shard(RwLock::new(HashTable::new())))
+            .collect();
         Self {
             shards,
             hasher: RandomState::new(),
@@ -107,7 +120,7 @@ impl MemorySessionVersionCache {
 
     /// Live and expired-but-not-yet-pruned entries.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(shard).len()).sum()
+        self.shards.iter().map(|shard| read(&shard.0).len()).sum()
     }
 
     /// The most entries ever held: the configured bound rounded up to a
@@ -132,15 +145,16 @@ impl MemorySessionVersionCache {
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         for shard in self.shards.iter() {
-            write(shard).clear();
+            write(&shard.0).clear();
         }
     }
 
     pub(crate) fn lookup(&self, subject: &str) -> Lookup {
         let generation = self.generation();
         let now = self.clock.unix_millis();
-        let version = read(self.shard(subject))
-            .get(subject)
+        let hash = self.hasher.hash_one(subject);
+        let version = read(&self.shard(hash).0)
+            .find(hash, |entry| *entry.subject == *subject)
             .filter(|entry| entry.expires_at > now)
             .map(|entry| entry.version);
         Lookup {
@@ -151,45 +165,58 @@ impl MemorySessionVersionCache {
 
     pub(crate) fn store(&self, subject: &str, version: u64, seen: Generation) -> Stored {
         let now = self.clock.unix_millis();
-        let mut shard = write(self.shard(subject));
+        let hash = self.hasher.hash_one(subject);
+        let mut shard = write(&self.shard(hash).0);
         // Checked under the shard lock that `remove` also takes, so an
         // invalidation is either seen here or removes what was stored.
         if self.generation() != seen {
             return Stored::Invalidated;
         }
-        if shard.len() >= self.per_shard && !shard.contains_key(subject) {
-            shard.retain(|_, entry| entry.expires_at > now);
+        let expires_at = now.saturating_add(self.ttl_millis);
+        if let Some(entry) = shard.find_mut(hash, |entry| *entry.subject == *subject) {
+            entry.version = version;
+            entry.expires_at = expires_at;
+            return Stored::Yes;
+        }
+        if shard.len() >= self.per_shard {
+            shard.retain(|entry| entry.expires_at > now);
             if shard.len() >= self.per_shard {
                 let soonest = shard
                     .iter()
-                    .min_by_key(|(_, entry)| entry.expires_at)
-                    .map(|(key, _)| key.clone());
-                if let Some(key) = soonest {
-                    shard.remove(&key);
+                    .min_by_key(|entry| entry.expires_at)
+                    .map(|entry| (entry.hash, entry.subject.clone()));
+                if let Some((hash, key)) = soonest
+                    && let Ok(found) = shard.find_entry(hash, |entry| entry.subject == key)
+                {
+                    found.remove();
                 }
             }
         }
-        let expires_at = now.saturating_add(self.ttl_millis);
-        shard.insert(
-            subject.into(),
+        shard.insert_unique(
+            hash,
             Entry {
+                hash,
+                subject: subject.into(),
                 version,
                 expires_at,
             },
+            |entry| entry.hash,
         );
         Stored::Yes
     }
 
     pub(crate) fn remove(&self, subject: &str) {
-        let mut shard = write(self.shard(subject));
+        let hash = self.hasher.hash_one(subject);
+        let mut shard = write(&self.shard(hash).0);
         self.generation.fetch_add(1, Ordering::AcqRel);
-        shard.remove(subject);
+        if let Ok(found) = shard.find_entry(hash, |entry| *entry.subject == *subject) {
+            found.remove();
+        }
     }
 
-    fn shard(&self, subject: &str) -> &Shard {
+    fn shard(&self, hash: u64) -> &Shard {
         // The modulo keeps the index in range whatever the hash.
-        let index = (self.hasher.hash_one(subject) % SHARDS as u64) as usize;
-        &self.shards[index]
+        &self.shards[(hash >> SHARD_SHIFT) as usize % SHARDS]
     }
 }
 

@@ -102,6 +102,18 @@ impl TieredSessionVersionCache {
         self.shared.subscribed.load(Ordering::Acquire)
     }
 
+    /// `local` as an answer, when it holds a version and the subscription
+    /// that keeps in-process copies current is up.
+    fn trusted(&self, local: &Lookup) -> Option<Lookup> {
+        match (local.version, self.is_subscribed()) {
+            (Some(version), true) => Some(Lookup {
+                version: Some(version),
+                generation: LOCAL_HIT,
+            }),
+            _ => None,
+        }
+    }
+
     /// A count of invalidation messages applied to the in-process cache,
     /// including this process's own. Tests and health checks can wait on it
     /// instead of sleeping.
@@ -118,11 +130,8 @@ impl TieredSessionVersionCache {
 impl SessionVersionCache for TieredSessionVersionCache {
     async fn get(&self, subject: &str) -> Result<Lookup, StoreError> {
         let local = self.memory().lookup(subject);
-        if let (Some(version), true) = (local.version, self.is_subscribed()) {
-            return Ok(Lookup {
-                version: Some(version),
-                generation: LOCAL_HIT,
-            });
+        if let Some(hit) = self.trusted(&local) {
+            return Ok(hit);
         }
         // `local.generation` was read before Redis: an invalidation message
         // applied in between makes the copy below refuse to store.
@@ -131,6 +140,11 @@ impl SessionVersionCache for TieredSessionVersionCache {
             self.memory().store(subject, version, local.generation);
         }
         Ok(remote)
+    }
+
+    fn get_now(&self, subject: &str) -> Option<Result<Lookup, StoreError>> {
+        // Only a trusted local copy answers at once; anything else asks Redis.
+        self.trusted(&self.memory().lookup(subject)).map(Ok)
     }
 
     async fn set(
