@@ -73,6 +73,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use crate::bearer::claims::ClaimSlots;
 use crate::bearer::{Claims, TokenError, TokenVerifier};
 use crate::clock::{SharedClock, SystemClock};
 use crate::keys::{Keyring, MIN_KEY_LEN, SigningKey};
@@ -212,19 +213,20 @@ impl JwtVerifier {
         }
         let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
         let key = inner.keys.get(kid).ok_or(TokenError::UnknownKey)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
+        let data = jsonwebtoken::decode::<ClaimSlots>(token, &key.key, &key.validation)
             .map_err(|e| map_error(e.kind()))?;
         let mut payload = data.claims;
 
         let now = inner.clock.unix_seconds();
         let exp = payload
-            .get("exp")
+            .exp
+            .as_ref()
             .and_then(Value::as_u64)
             .ok_or(TokenError::Malformed("exp is missing or not an integer"))?;
         if now >= exp.saturating_add(inner.leeway) {
             return Err(TokenError::Expired);
         }
-        match payload.get("nbf") {
+        match payload.extra.get("nbf") {
             None => {}
             Some(nbf) => {
                 let nbf = nbf
@@ -235,7 +237,7 @@ impl JwtVerifier {
                 }
             }
         }
-        let typ = match payload.get("typ") {
+        let typ = match payload.extra.get("typ") {
             None => None,
             Some(Value::String(t)) => Some(t.as_str()),
             Some(_) => return Err(TokenError::Malformed("typ is not a string")),
@@ -256,9 +258,10 @@ impl JwtVerifier {
         // Lifecycle tokens keep `typ` to themselves; other issuers' `typ`
         // claims stay visible in `extra`.
         if rule != TypeRule::NotRefresh {
-            payload.remove("typ");
+            payload.extra.remove("typ");
         }
-        Claims::from_map(payload)
+        payload
+            .into_claims()
             .map_err(|_| TokenError::Malformed("a registered claim has the wrong type"))
     }
 
@@ -676,5 +679,58 @@ mod tests {
                 .jwk(r#"{"kty":"oct","k":"AAAA","kid":"x"}"#)
                 .is_err()
         );
+    }
+
+    /// A token with a hand-written header and payload (JSON text as given,
+    /// duplicate keys included), signed with `alg` under `key`'s HS256
+    /// secret.
+    fn raw_token(header: &str, payload: &str, key: &SigningKey, alg: Algorithm) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &hs256_encoding_key(key), alg).unwrap();
+        format!("{message}.{signature}")
+    }
+
+    fn header(kid: Option<&str>, extra: &str) -> String {
+        match kid {
+            Some(kid) => format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"{extra}}}"#),
+            None => format!(r#"{{"alg":"HS256","typ":"JWT"{extra}}}"#),
+        }
+    }
+
+    /// Repeats the claims jsonwebtoken does not read itself (it refuses a
+    /// repeated `exp`, `nbf`, `sub`, `iss` or `aud`).
+    fn dup_payload(exp: u64) -> String {
+        format!(
+            r#"{{"sub":"u","exp":{exp},"sv":1,"sv":2,"scope":"a","scp":"c","scope":"b","jti":"x","jti":"y","t":1,"t":2}}"#
+        )
+    }
+
+    #[test]
+    fn repeated_claims_keep_their_last_occurrence() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let token = raw_token(
+            &header(Some(keyring.primary().id().as_str()), ""),
+            &dup_payload(T0 + 60),
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        let claims = verifier(&keyring, &clock).verify_token(&token).unwrap();
+        assert_eq!(claims.session_version, Some(2));
+        assert!(claims.scopes.allows("b") && !claims.scopes.allows("a"));
+        assert!(!claims.scopes.allows("c"));
+        assert_eq!(claims.token_id.as_deref(), Some("y"));
+        assert_eq!(claims.extra.len(), 1, "{:?}", claims.extra);
+        assert_eq!(claims.extra["t"], 2);
+        // As the same payload read as a map and lifted by `from_map`.
+        let map: Map<String, Value> = serde_json::from_str(&dup_payload(T0 + 60)).unwrap();
+        assert_eq!(Claims::from_map(map).unwrap(), claims);
     }
 }
