@@ -69,10 +69,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+use crate::bearer::claims::ClaimSlots;
 use crate::bearer::{Claims, TokenError, TokenVerifier};
 use crate::clock::{SharedClock, SystemClock};
 use crate::keys::{Keyring, MIN_KEY_LEN, SigningKey};
@@ -140,8 +141,22 @@ struct VerifyKey {
     validation: Validation,
 }
 
+/// The verification keys by `kid`.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "built once per verifier and kept behind its Arc; boxing would add a pointer chase per token"
+)]
+enum Keys {
+    /// Exactly one key (the common case: a keyring without fallbacks, one
+    /// identity provider key): verified against directly, without reading
+    /// the header first.
+    One { kid: String, key: VerifyKey },
+    /// Two or more keys: the header's `kid` picks one.
+    Many(HashMap<String, VerifyKey>),
+}
+
 struct Inner {
-    keys: HashMap<String, VerifyKey>,
+    keys: Keys,
     issuers: Vec<String>,
     audiences: Vec<String>,
     leeway: u64,
@@ -205,26 +220,44 @@ impl JwtVerifier {
         if token.len() > inner.max_len {
             return Err(TokenError::Malformed("token too long"));
         }
-        let header = jsonwebtoken::decode_header(token)
-            .map_err(|_| TokenError::Malformed("header is not a supported JWS header"))?;
-        if header.crit.is_some() {
-            return Err(TokenError::Malformed("unsupported critical header"));
-        }
-        let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-        let key = inner.keys.get(kid).ok_or(TokenError::UnknownKey)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
-            .map_err(|e| map_error(e.kind()))?;
-        let mut payload = data.claims;
+        let mut payload = match &inner.keys {
+            // Verified straight away: the header is parsed by `decode`, and
+            // parsed up front only when `decode` fails, so that the refusal
+            // is the one the header checks of the other arm give first.
+            Keys::One { kid, key } => {
+                match jsonwebtoken::decode::<ClaimSlots>(token, &key.key, &key.validation) {
+                    Ok(data) => {
+                        check_header(&data.header, kid)?;
+                        data.claims
+                    }
+                    Err(e) => {
+                        let header = jsonwebtoken::decode_header(token).map_err(|_| BAD_HEADER)?;
+                        check_header(&header, kid)?;
+                        return Err(map_error(e.kind()));
+                    }
+                }
+            }
+            Keys::Many(keys) => {
+                let header = jsonwebtoken::decode_header(token).map_err(|_| BAD_HEADER)?;
+                refuse_crit(&header)?;
+                let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
+                let key = keys.get(kid).ok_or(TokenError::UnknownKey)?;
+                jsonwebtoken::decode::<ClaimSlots>(token, &key.key, &key.validation)
+                    .map_err(|e| map_error(e.kind()))?
+                    .claims
+            }
+        };
 
         let now = inner.clock.unix_seconds();
         let exp = payload
-            .get("exp")
+            .exp
+            .as_ref()
             .and_then(Value::as_u64)
             .ok_or(TokenError::Malformed("exp is missing or not an integer"))?;
         if now >= exp.saturating_add(inner.leeway) {
             return Err(TokenError::Expired);
         }
-        match payload.get("nbf") {
+        match payload.extra.get("nbf") {
             None => {}
             Some(nbf) => {
                 let nbf = nbf
@@ -235,7 +268,7 @@ impl JwtVerifier {
                 }
             }
         }
-        let typ = match payload.get("typ") {
+        let typ = match payload.extra.get("typ") {
             None => None,
             Some(Value::String(t)) => Some(t.as_str()),
             Some(_) => return Err(TokenError::Malformed("typ is not a string")),
@@ -256,9 +289,10 @@ impl JwtVerifier {
         // Lifecycle tokens keep `typ` to themselves; other issuers' `typ`
         // claims stay visible in `extra`.
         if rule != TypeRule::NotRefresh {
-            payload.remove("typ");
+            payload.extra.remove("typ");
         }
-        Claims::from_map(payload)
+        payload
+            .into_claims()
             .map_err(|_| TokenError::Malformed("a registered claim has the wrong type"))
     }
 
@@ -275,6 +309,27 @@ impl JwtVerifier {
     pub fn audiences(&self) -> &[String] {
         &self.inner.audiences
     }
+}
+
+/// A token whose header does not parse as a JWS header.
+const BAD_HEADER: TokenError = TokenError::Malformed("header is not a supported JWS header");
+
+/// Refuses a header with `crit`: no extension is implemented.
+fn refuse_crit(header: &Header) -> Result<(), TokenError> {
+    if header.crit.is_some() {
+        return Err(TokenError::Malformed("unsupported critical header"));
+    }
+    Ok(())
+}
+
+/// The header checks of a single-key verifier, in the order the checks of
+/// a verifier with several keys run: no `crit`, then `kid` names the key.
+fn check_header(header: &Header, kid: &str) -> Result<(), TokenError> {
+    refuse_crit(header)?;
+    if header.kid.as_deref() != Some(kid) {
+        return Err(TokenError::UnknownKey);
+    }
+    Ok(())
 }
 
 fn map_error(kind: &ErrorKind) -> TokenError {
@@ -313,7 +368,10 @@ impl TokenVerifier for JwtVerifier {
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut kids: Vec<_> = self.inner.keys.keys().collect();
+        let mut kids: Vec<&String> = match &self.inner.keys {
+            Keys::One { kid, .. } => vec![kid],
+            Keys::Many(keys) => keys.keys().collect(),
+        };
         kids.sort();
         f.debug_struct("JwtVerifier")
             .field("kids", &kids)
@@ -475,6 +533,13 @@ impl JwtVerifierBuilder {
             }
             keys.insert(kid, VerifyKey { key, validation });
         }
+        let keys = if keys.len() == 1
+            && let Some((kid, key)) = keys.drain().next()
+        {
+            Keys::One { kid, key }
+        } else {
+            Keys::Many(keys)
+        };
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
                 keys,
@@ -676,5 +741,264 @@ mod tests {
                 .jwk(r#"{"kty":"oct","k":"AAAA","kid":"x"}"#)
                 .is_err()
         );
+    }
+
+    /// A token with a hand-written header and payload (JSON text as given,
+    /// duplicate keys included), signed with `alg` under `key`'s HS256
+    /// secret.
+    fn raw_token(header: &str, payload: &str, key: &SigningKey, alg: Algorithm) -> String {
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &hs256_encoding_key(key), alg).unwrap();
+        format!("{message}.{signature}")
+    }
+
+    fn header(kid: Option<&str>, extra: &str) -> String {
+        match kid {
+            Some(kid) => format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"{extra}}}"#),
+            None => format!(r#"{{"alg":"HS256","typ":"JWT"{extra}}}"#),
+        }
+    }
+
+    /// Flips one character of the signature.
+    fn tamper(token: &str) -> String {
+        let mut bytes = token.as_bytes().to_vec();
+        let at = token.rfind('.').unwrap() + 5;
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn single_key_refuses_an_unknown_kid_before_a_bad_signature() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&keyring, &clock);
+        let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
+        // Another key's kid and signature: both wrong.
+        let other = ring(2);
+        let token = sign(&other, json!({"sub": "u", "exp": T0 + 60}));
+        assert!(matches!(
+            verifier.verify_token(&token),
+            Err(TokenError::UnknownKey)
+        ));
+        // An unknown kid, a tampered signature.
+        let token = tamper(&raw_token(
+            &header(Some("nobody"), ""),
+            &payload,
+            keyring.primary(),
+            Algorithm::HS256,
+        ));
+        assert!(matches!(
+            verifier.verify_token(&token),
+            Err(TokenError::UnknownKey)
+        ));
+        // An unknown kid, yet a signature that verifies under the only key.
+        let token = raw_token(
+            &header(Some("nobody"), ""),
+            &payload,
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        assert!(matches!(
+            verifier.verify_token(&token),
+            Err(TokenError::UnknownKey)
+        ));
+    }
+
+    #[test]
+    fn single_key_refuses_a_missing_kid() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&keyring, &clock);
+        let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
+        let valid = raw_token(
+            &header(None, ""),
+            &payload,
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        for token in [valid.clone(), tamper(&valid)] {
+            assert!(matches!(
+                verifier.verify_token(&token),
+                Err(TokenError::UnknownKey)
+            ));
+        }
+    }
+
+    #[test]
+    fn single_key_refuses_crit_even_with_a_valid_signature() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&keyring, &clock);
+        let kid = keyring.primary().id().as_str();
+        let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
+        let crit = r#","crit":["exp"]"#;
+        let valid = raw_token(
+            &header(Some(kid), crit),
+            &payload,
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        let unknown_kid = raw_token(
+            &header(Some("nobody"), crit),
+            &payload,
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        for token in [valid.clone(), tamper(&valid), unknown_kid] {
+            assert!(
+                matches!(
+                    verifier.verify_token(&token),
+                    Err(TokenError::Malformed("unsupported critical header"))
+                ),
+                "{:?}",
+                verifier.verify_token(&token)
+            );
+        }
+    }
+
+    /// The single-key path refuses every token exactly as the path that
+    /// reads the header first (a verifier with a second, unused key).
+    #[test]
+    fn single_key_and_several_keys_answer_alike() {
+        let keyring = ring(1);
+        let key = keyring.primary();
+        let kid = key.id().as_str();
+        let clock = ManualClock::at_unix(T0);
+        let one = verifier(&keyring, &clock);
+        let two = JwtVerifier::builder()
+            .keyring(&keyring)
+            .hs256_secret("unused", &[9; 32])
+            .unwrap()
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        assert!(matches!(one.inner.keys, Keys::One { .. }));
+        assert!(matches!(two.inner.keys, Keys::Many(_)));
+
+        let exp = T0 + 60;
+        let ok = format!(r#"{{"sub":"u","exp":{exp},"scope":"a b","tenant":"t"}}"#);
+        let hs = |header: &str, payload: &str| raw_token(header, payload, key, Algorithm::HS256);
+        let good = hs(&header(Some(kid), ""), &ok);
+        let mut tokens = vec![
+            good.clone(),
+            tamper(&good),
+            sign(&ring(2), json!({"sub": "u", "exp": exp})),
+            tamper(&hs(&header(Some("nobody"), ""), &ok)),
+            hs(&header(None, ""), &ok),
+            tamper(&hs(&header(None, ""), &ok)),
+            hs(&header(Some(kid), r#","crit":["x"]"#), &ok),
+            tamper(&hs(&header(Some(kid), r#","crit":["x"]"#), &ok)),
+            hs(&header(Some("nobody"), r#","crit":["x"]"#), &ok),
+            hs(&header(None, r#","crit":"x""#), &ok),
+            // The wrong algorithm, under the right and an unknown kid.
+            raw_token(
+                &format!(r#"{{"alg":"HS384","kid":"{kid}"}}"#),
+                &ok,
+                key,
+                Algorithm::HS384,
+            ),
+            raw_token(
+                r#"{"alg":"HS384","kid":"nobody"}"#,
+                &ok,
+                key,
+                Algorithm::HS384,
+            ),
+            hs(&format!(r#"{{"alg":"none","kid":"{kid}"}}"#), &ok),
+            hs("not json", &ok),
+            // Payloads: not an object, not JSON, expired, wrong types,
+            // duplicate keys, refresh tokens, nbf in the future.
+            hs(&header(Some(kid), ""), "[1]"),
+            hs(&header(Some(kid), ""), "null"),
+            hs(&header(Some(kid), ""), "{"),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{}}}"#, T0 - 60),
+            ),
+            hs(&header(Some(kid), ""), r#"{"sub":"u","exp":"soon"}"#),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":7,"exp":{exp}}}"#),
+            ),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{exp},"aud":"x"}}"#),
+            ),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{exp},"iss":1}}"#),
+            ),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{exp},"sub":"v","exp":"late","exp":{exp}}}"#),
+            ),
+            hs(&header(Some(kid), ""), &dup_payload(exp)),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{exp},"typ":"refresh"}}"#),
+            ),
+            hs(
+                &header(Some(kid), ""),
+                &format!(r#"{{"sub":"u","exp":{exp},"nbf":{}}}"#, T0 + 600),
+            ),
+            "not.a.jwt".to_owned(),
+            "onlyonepart".to_owned(),
+            "a.b".to_owned(),
+            "a.b.c.d".to_owned(),
+            String::new(),
+        ];
+        tokens.push(format!("{good}{}", "A".repeat(DEFAULT_MAX_JWT_LEN)));
+        for token in &tokens {
+            for rule in [
+                TypeRule::NotRefresh,
+                TypeRule::Any,
+                TypeRule::Exactly("refresh"),
+            ] {
+                assert_eq!(
+                    format!("{:?}", one.verify_as(token, rule)),
+                    format!("{:?}", two.verify_as(token, rule)),
+                    "{token}"
+                );
+            }
+        }
+        let claims = one.verify_token(&good).unwrap();
+        assert_eq!(claims.extra["tenant"], "t");
+        assert!(claims.scopes.allows("b"));
+    }
+
+    /// Repeats the claims jsonwebtoken does not read itself (it refuses a
+    /// repeated `exp`, `nbf`, `sub`, `iss` or `aud`).
+    fn dup_payload(exp: u64) -> String {
+        format!(
+            r#"{{"sub":"u","exp":{exp},"sv":1,"sv":2,"scope":"a","scp":"c","scope":"b","jti":"x","jti":"y","t":1,"t":2}}"#
+        )
+    }
+
+    #[test]
+    fn repeated_claims_keep_their_last_occurrence() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let token = raw_token(
+            &header(Some(keyring.primary().id().as_str()), ""),
+            &dup_payload(T0 + 60),
+            keyring.primary(),
+            Algorithm::HS256,
+        );
+        let claims = verifier(&keyring, &clock).verify_token(&token).unwrap();
+        assert_eq!(claims.session_version, Some(2));
+        assert!(claims.scopes.allows("b") && !claims.scopes.allows("a"));
+        assert!(!claims.scopes.allows("c"));
+        assert_eq!(claims.token_id.as_deref(), Some("y"));
+        assert_eq!(claims.extra.len(), 1, "{:?}", claims.extra);
+        assert_eq!(claims.extra["t"], 2);
+        // As the same payload read as a map and lifted by `from_map`.
+        let map: Map<String, Value> = serde_json::from_str(&dup_payload(T0 + 60)).unwrap();
+        assert_eq!(Claims::from_map(map).unwrap(), claims);
     }
 }
