@@ -2,8 +2,8 @@
 //! a counting global allocator (a count, not a timing: it is the same on
 //! every run).
 //!
-//! The yardstick is a layer that does nothing but insert the same identity
-//! (`Principal::from_api_key`) into the request: `ApiKeyLayer` — header
+//! The yardstick is the `identity_only` benchmark scenario, a layer that
+//! does nothing but insert the same identity (`Principal::from_api_key`): `ApiKeyLayer` — header
 //! parse, checksum, SHA-256, lookup in a 10 000-key memory store — may not
 //! allocate more than that.
 //!
@@ -15,13 +15,9 @@ use std::alloc::System;
 
 use axum::Router;
 use axum::body::Body;
-use axum::routing::get;
 use http::Request;
-use keystile::api_key::{ApiKeyStore, parse};
-use keystile::identity::Principal;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::ServiceExt;
-use tower::util::MapRequestLayer;
 
 #[path = "../benches/scenarios/mod.rs"]
 mod scenarios;
@@ -64,22 +60,9 @@ fn api_key_layer_allocates_no_more_than_inserting_the_identity() {
     let api_key = fixtures.prepare(Scenario::ApiKey, "/bench");
     let with_layer = allocations_per_request(&runtime, &api_key.router, || api_key.request());
 
-    let digest = parse(fixtures.api_key()).unwrap().digest();
-    let record = fixtures
-        .store()
-        .lookup_now(&digest)
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let identity_only = Router::new()
-        .route("/bench", get(|| async { "ok" }))
-        .route_layer(MapRequestLayer::new(move |mut request: Request<Body>| {
-            request
-                .extensions_mut()
-                .insert(Principal::from_api_key(record.clone()));
-            request
-        }));
-    let yardstick = allocations_per_request(&runtime, &identity_only, || api_key.request());
+    // The same route with a layer that only inserts the `Principal`.
+    let identity_only = fixtures.prepare(Scenario::IdentityOnly, "/bench");
+    let yardstick = allocations_per_request(&runtime, &identity_only.router, || api_key.request());
 
     assert!(
         with_layer <= yardstick,

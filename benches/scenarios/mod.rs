@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Request, header};
 use keystile::api_key::{KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
 use keystile::bearer::JwtVerifier;
 use keystile::bearer::jwt::sign_hs256;
+use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::tenant::HostTenant;
 use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, SessionLayer, SessionVersionLayer};
@@ -34,11 +35,12 @@ pub const API_KEYS: usize = 10_000;
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 10] = [
+pub const ALL: [Scenario; 11] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
     Scenario::TowerHttpBearer,
+    Scenario::IdentityOnly,
     Scenario::ApiKey,
     Scenario::Session,
     Scenario::Bearer,
@@ -59,6 +61,9 @@ pub enum Scenario {
     PassThrough,
     /// tower-http's deprecated `ValidateRequestHeaderLayer::bearer`.
     TowerHttpBearer,
+    /// A layer that only inserts an API-key `Principal` it already holds:
+    /// the cost of handing any identity to extractors, with no checking.
+    IdentityOnly,
     /// `ApiKeyLayer` over a memory store of [`API_KEYS`] keys.
     ApiKey,
     /// `SessionLayer` verifying a session cookie.
@@ -83,6 +88,7 @@ impl Scenario {
             Self::NoopLayer => "noop_layer",
             Self::PassThrough => "pass_through",
             Self::TowerHttpBearer => "tower_http_bearer",
+            Self::IdentityOnly => "identity_only",
             Self::ApiKey => "api_key",
             Self::Session => "session",
             Self::Bearer => "bearer_hs256",
@@ -210,6 +216,18 @@ impl Fixtures {
         self.other_api_key.as_str()
     }
 
+    /// The `Principal` that `ApiKeyLayer` inserts for [`Self::api_key`].
+    pub fn api_key_principal(&self) -> Principal {
+        let digest = keystile::api_key::parse(self.api_key())
+            .expect("a minted key parses")
+            .digest();
+        let record = keystile::api_key::ApiKeyStore::lookup_now(&*self.store, &digest)
+            .and_then(Result::ok)
+            .flatten()
+            .expect("the memory store holds the key");
+        Principal::from_api_key(record)
+    }
+
     /// The keyring every token is signed with.
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
@@ -251,6 +269,16 @@ impl Fixtures {
                 let layer =
                     tower_http::validate_request::ValidateRequestHeaderLayer::bearer(STATIC_BEARER);
                 route.route_layer(layer)
+            }
+            Scenario::IdentityOnly => {
+                headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
+                let principal = self.api_key_principal();
+                route.route_layer(tower::util::MapRequestLayer::new(
+                    move |mut request: Request<Body>| {
+                        request.extensions_mut().insert(principal.clone());
+                        request
+                    },
+                ))
             }
             Scenario::ApiKey => {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
