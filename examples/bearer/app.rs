@@ -44,6 +44,7 @@ use keystile::session_version::{
 };
 use keystile::store::StoreError;
 use serde_json::{Value, json};
+use tower::ServiceBuilder;
 
 /// The issuer (`iss`) the mock identity provider signs and the resource
 /// server requires.
@@ -250,10 +251,13 @@ pub fn app(config: AppConfig) -> Result<Router, String> {
 
     let resource = Router::new()
         .route("/api/me", get(me))
-        // The layer added last runs first: BearerLayer inserts the
-        // Principal that SessionVersionLayer checks.
-        .route_layer(SessionVersionLayer::new(validator))
-        .route_layer(BearerLayer::new(tokens));
+        // One stack, run top to bottom: BearerLayer inserts the Principal
+        // that SessionVersionLayer then checks.
+        .route_layer(
+            ServiceBuilder::new()
+                .layer(BearerLayer::new(tokens))
+                .layer(SessionVersionLayer::new(validator)),
+        );
     let provider = Router::new()
         .route("/idp/token", post(token))
         .route("/idp/refresh", post(refresh))

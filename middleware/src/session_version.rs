@@ -34,7 +34,9 @@
 //! let app: Router = Router::new()
 //!     .route("/api/me", get(|| async { "still current" }))
 //!     // axum runs the layer added LAST first: add BearerLayer or
-//!     // SessionLayer after this line so the Principal exists when it runs.
+//!     // SessionLayer after this line so the Principal exists when it runs,
+//!     // or stack both in one `tower::ServiceBuilder` (top to bottom), which
+//!     // saves a boxed route per request.
 //!     .route_layer(SessionVersionLayer::new(validator.clone()).with_realm("api"));
 //!
 //! // Break-glass: after bumping the version at the source of truth,
