@@ -23,7 +23,9 @@ use keystile::session_version::{
 
 mod scenarios;
 
-use scenarios::Fixtures;
+use futures_util::FutureExt as _;
+use scenarios::{Fixtures, Scenario};
+use tower::ServiceExt as _;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -265,6 +267,45 @@ fn two_threads(fixtures: &Fixtures) {
             black_box(store.lookup_now(digest));
         });
         scaling(label, lookup);
+    }
+
+    // The whole ApiKeyLayer route, as a server runs it, on one and on two
+    // threads: what the store's shared reference counts cost a real request.
+    let prepared = fixtures.prepare(Scenario::ApiKey, "/bench");
+    let router = prepared.router.clone();
+    let mut requests = Vec::new();
+    for key in [fixtures.api_key(), fixtures.other_api_key()] {
+        let mut headers = prepared.headers.clone();
+        let value = http::HeaderValue::from_str(&format!("Bearer {key}")).expect("ASCII key");
+        headers.insert(http::header::AUTHORIZATION, value);
+        requests.push(headers);
+    }
+    let requests = Arc::new(requests);
+    for (label, distinct) in [
+        ("ApiKeyLayer route (one key per thread)", true),
+        ("ApiKeyLayer route (same key on both)", false),
+    ] {
+        let router = router.clone();
+        let requests = requests.clone();
+        let request = move |t: usize| {
+            let mut request = http::Request::get("/bench")
+                .body(axum::body::Body::empty())
+                .unwrap_or_default();
+            *request.headers_mut() =
+                requests[if distinct { t % requests.len() } else { 0 }].clone();
+            request
+        };
+        // The memory store and the handler never wait: each request
+        // completes on its first poll, with no runtime needed.
+        let admitted = router.clone().oneshot(request(1)).now_or_never();
+        assert!(
+            matches!(&admitted, Some(Ok(response)) if response.status() == 200),
+            "the ApiKeyLayer route must admit at once"
+        );
+        let route: Arc<dyn Fn(usize) + Send + Sync> = Arc::new(move |t| {
+            black_box(router.clone().oneshot(request(t)).now_or_never());
+        });
+        scaling(label, route);
     }
 
     let cache = Arc::new(MemorySessionVersionCache::new());
