@@ -269,8 +269,23 @@ fn two_threads(fixtures: &Fixtures) {
         scaling(label, lookup);
     }
 
-    // The whole ApiKeyLayer route, as a server runs it, on one and on two
-    // threads: what the store's shared reference counts cost a real request.
+    // Whole routes, as a server runs them, on one and on two threads. The
+    // bare route is the control: axum clones shared reference-counted
+    // services for every request, whatever the layers.
+    let bare = fixtures.prepare(Scenario::Baseline, "/bench");
+    let bare_router = bare.router.clone();
+    let bare_headers = bare.headers.clone();
+    let bare_route: Arc<dyn Fn(usize) + Send + Sync> = Arc::new(move |_| {
+        let mut request = http::Request::get("/bench")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        *request.headers_mut() = bare_headers.clone();
+        black_box(bare_router.clone().oneshot(request).now_or_never());
+    });
+    scaling("bare route (control for the routes)", bare_route);
+
+    // The ApiKeyLayer route: what the store's shared reference counts cost
+    // a real request.
     let prepared = fixtures.prepare(Scenario::ApiKey, "/bench");
     let router = prepared.router.clone();
     let mut requests = Vec::new();
