@@ -56,11 +56,18 @@ pub fn host_and_port(authority: &str) -> Option<(String, Option<u16>)> {
 /// `authority` in its original case (compare it with
 /// `eq_ignore_ascii_case`). For per-request paths that only compare.
 pub fn split_host_port(authority: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) => (host, Some(parse_port(port)?)),
-        None => (authority, None),
-    };
+    let (host, port) = split_port(authority)?;
     is_dns_name(host).then_some((host, port))
+}
+
+/// Splits `host[:port]` at its last `:` and checks the port only (digits,
+/// 1-65535): for a caller that checks the host itself, such as a resolver
+/// that matches a known parent domain and then checks one label.
+pub fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(parse_port(port)?))),
+        None => Some((authority, None)),
+    }
 }
 
 fn parse_port(text: &str) -> Option<u16> {
@@ -71,12 +78,23 @@ fn parse_port(text: &str) -> Option<u16> {
     text.parse::<u16>().ok().filter(|port| *port != 0)
 }
 
+/// Letters, digits and `-`, by byte.
+const LDH: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric() || b == b'-' as usize;
+        b += 1;
+    }
+    table
+};
+
 fn is_label(label: &[u8]) -> bool {
     !label.is_empty()
         && label.len() <= MAX_LABEL_LEN
-        && label
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        // One table load per byte and no branch: hosts are checked on
+        // every request.
+        && label.iter().fold(true, |ok, &b| ok & LDH[usize::from(b)])
         && label.first() != Some(&b'-')
         && label.last() != Some(&b'-')
 }
@@ -84,6 +102,28 @@ fn is_label(label: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_label_of_one_byte_is_accepted_exactly_for_letters_and_digits() {
+        for b in 0..=u8::MAX {
+            let expected = b.is_ascii_alphanumeric();
+            assert_eq!(is_label(&[b]), expected, "byte {b}");
+            assert_eq!(
+                is_label(&[b'a', b, b'z']),
+                expected || b == b'-',
+                "byte {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn split_port_checks_only_the_port() {
+        assert_eq!(split_port("any thing:80"), Some(("any thing", Some(80))));
+        assert_eq!(split_port("acme.test"), Some(("acme.test", None)));
+        for bad in ["a:", "a:0", "a:+1", "a:65536", "a:x"] {
+            assert_eq!(split_port(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn split_host_port_borrows_the_host_in_its_case_and_checks_like_host_and_port() {

@@ -90,7 +90,14 @@ impl HostTenant {
     pub fn tenant_of(&self, authority: &str) -> Option<Arc<str>> {
         // Matched in place, whatever the case: the only allocation is the
         // returned tenant.
-        let (host, _port) = dns::split_host_port(authority)?;
+        // The parent was checked when this resolver was built, and is
+        // matched below case-insensitively, so the host is a DNS name
+        // exactly when its first label is one and it is not too long: only
+        // that label's bytes need checking.
+        let (host, _port) = dns::split_port(authority)?;
+        if host.len() > dns::MAX_NAME_LEN {
+            return None;
+        }
         let label_len = host.len().checked_sub(self.dotted_parent.len())?;
         let (label, parent) = host.split_at_checked(label_len)?;
         if !parent.eq_ignore_ascii_case(&self.dotted_parent) || !dns::is_dns_label(label) {
@@ -178,6 +185,68 @@ mod tests {
                 None,
                 "{:?}",
                 String::from_utf8_lossy(host)
+            );
+        }
+    }
+
+    /// What `tenant_of` answers by definition: the host, checked whole as
+    /// a DNS name, is one label in front of the parent.
+    fn by_definition(r: &HostTenant, authority: &str) -> Option<Arc<str>> {
+        let (host, _) = dns::split_host_port(authority)?;
+        let (label, parent) = host.split_once('.')?;
+        parent
+            .eq_ignore_ascii_case(r.parent_domain())
+            .then(|| label.to_ascii_lowercase().into())
+    }
+
+    #[test]
+    fn matching_in_place_agrees_with_checking_the_whole_host() {
+        let r = HostTenant::under("example.test").unwrap();
+        let long_label = "a".repeat(63);
+        let too_long_label = "a".repeat(64);
+        let long_parent = format!(
+            "{}.example.test",
+            ["b".repeat(63), "c".repeat(63), "d".repeat(50)].join(".")
+        );
+        let deep = HostTenant::under(&long_parent).unwrap();
+        let labels = [
+            "acme",
+            "ACME",
+            "a-b",
+            "-a",
+            "a-",
+            "a_b",
+            "",
+            "a.b",
+            "é",
+            &long_label,
+            &too_long_label,
+        ];
+        let parents = [
+            "example.test",
+            "EXAMPLE.test",
+            "example.test.",
+            "xexample.test",
+            "test",
+        ];
+        let ports = ["", ":1", ":8080", ":0", ":", ":x"];
+        for label in labels {
+            for parent in parents {
+                for port in ports {
+                    let authority = format!("{label}.{parent}{port}");
+                    assert_eq!(
+                        r.tenant_of(&authority),
+                        by_definition(&r, &authority),
+                        "{authority}"
+                    );
+                }
+            }
+            // Near the 253-byte limit on the whole name.
+            let authority = format!("{label}.{long_parent}");
+            assert_eq!(
+                deep.tenant_of(&authority),
+                by_definition(&deep, &authority),
+                "{authority}"
             );
         }
     }
