@@ -57,8 +57,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::api_key;
-use crate::layers_seen::{AuthLayer, LayersSeen};
-use crate::response::rejection_response;
+use crate::future::{Authenticate, call_authenticated};
+use crate::layers_seen::AuthLayer;
 
 /// The realm in `WWW-Authenticate` challenges unless configured.
 pub const DEFAULT_REALM: &str = "api";
@@ -134,32 +134,6 @@ impl Config {
         Rejection::new(reason, SOURCE).with_challenge(self.realm.clone())
     }
 
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        let Some(digest) = self.presented_digest(headers)? else {
-            return Ok(None);
-        };
-        let found = match self.store.lookup_now(&digest) {
-            Some(found) => found,
-            None => self.store.lookup(&digest).await,
-        };
-        self.admit(&digest, found).map(Some)
-    }
-
-    /// [`Self::authenticate`] without waiting: `None` when the store needs
-    /// an async lookup.
-    fn authenticate_now(
-        &self,
-        headers: &HeaderMap,
-    ) -> Option<Result<Option<Principal>, Rejection>> {
-        let digest = match self.presented_digest(headers) {
-            Ok(Some(digest)) => digest,
-            Ok(None) => return Some(Ok(None)),
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        let found = self.store.lookup_now(&digest)?;
-        Some(self.admit(&digest, found).map(Some))
-    }
-
     /// The digest of the presented key; `Ok(None)` when none was presented
     /// and the layer is optional.
     fn presented_digest(&self, headers: &HeaderMap) -> Result<Option<KeyDigest>, Rejection> {
@@ -199,6 +173,34 @@ impl Config {
             recorder.record(digest, now);
         }
         Ok(Principal::from_api_key(record))
+    }
+}
+
+impl Authenticate for Config {
+    const LAYER: AuthLayer = AuthLayer::ApiKey;
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
+        let Some(digest) = self.presented_digest(headers)? else {
+            return Ok(None);
+        };
+        let found = match self.store.lookup_now(&digest) {
+            Some(found) => found,
+            None => self.store.lookup(&digest).await,
+        };
+        self.admit(&digest, found).map(Some)
+    }
+
+    fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<Principal>, Rejection>> {
+        let digest = match self.presented_digest(headers) {
+            Ok(Some(digest)) => digest,
+            Ok(None) => return Some(Ok(None)),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let found = self.store.lookup_now(&digest)?;
+        Some(self.admit(&digest, found).map(Some))
     }
 }
 
@@ -250,32 +252,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        match self.config.authenticate_now(req.headers()) {
-            Some(Ok(found)) => {
-                LayersSeen::record(req.extensions_mut(), AuthLayer::ApiKey, found);
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),
-            None => {
-                LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
-                // The readied service goes into the future; a fresh clone
-                // stays.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let config = self.config.clone();
-                ResponseFuture::pending(async move {
-                    match config.authenticate(req.headers()).await {
-                        Ok(Some(principal)) => {
-                            req.extensions_mut().insert(principal);
-                            inner.call(req).await
-                        }
-                        Ok(None) => inner.call(req).await,
-                        Err(rejection) => Ok(rejection_response(rejection)),
-                    }
-                })
-            }
-        }
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        call_authenticated(&mut self.inner, &self.config, req)
     }
 }
 

@@ -57,8 +57,8 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::credentials::bearer_token;
-use crate::layers_seen::{AuthLayer, LayersSeen};
-use crate::response::rejection_response;
+use crate::future::{Authenticate, call_authenticated};
+use crate::layers_seen::AuthLayer;
 
 /// The realm challenges name unless configured.
 pub const DEFAULT_REALM: &str = "api";
@@ -182,62 +182,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        match self.config.authenticate_now(req.headers()) {
-            Some(Ok(found)) => {
-                LayersSeen::record(req.extensions_mut(), AuthLayer::Bearer, found);
-                ResponseFuture::inner(self.inner.call(req))
-            }
-            Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),
-            None => {
-                LayersSeen::mark(req.extensions_mut(), AuthLayer::Bearer);
-                // The clone takes over readiness from the instance that was
-                // polled ready (tower's contract); the clone left behind is
-                // polled next time.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let config = Arc::clone(&self.config);
-                ResponseFuture::pending(async move {
-                    match config.authenticate(req.headers()).await {
-                        Ok(Some(principal)) => {
-                            req.extensions_mut().insert(principal);
-                            inner.call(req).await
-                        }
-                        Ok(None) => inner.call(req).await,
-                        Err(rejection) => Ok(rejection_response(rejection)),
-                    }
-                })
-            }
-        }
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        call_authenticated(&mut self.inner, &self.config, req)
     }
 }
 
 impl Config {
     fn reject(&self, rejection: Rejection) -> Rejection {
         rejection.with_challenge(self.realm.clone())
-    }
-
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        let Some(token) = self.presented_token(headers)? else {
-            return Ok(None);
-        };
-        let verified = self.verifier.verify(token).await;
-        self.admit(token, verified).map(Some)
-    }
-
-    /// [`Self::authenticate`] without waiting: `None` when the verifier
-    /// needs an async call.
-    fn authenticate_now(
-        &self,
-        headers: &HeaderMap,
-    ) -> Option<Result<Option<Principal>, Rejection>> {
-        let token = match self.presented_token(headers) {
-            Ok(Some(token)) => token,
-            Ok(None) => return Some(Ok(None)),
-            Err(rejection) => return Some(Err(rejection)),
-        };
-        let verified = self.verifier.verify_now(token)?;
-        Some(self.admit(token, verified).map(Some))
     }
 
     /// The presented token; `Ok(None)` when none was presented and the
@@ -268,6 +220,31 @@ impl Config {
             )))),
             Err(error) => Err(self.reject(error.to_rejection(SOURCE))),
         }
+    }
+}
+
+impl Authenticate for Config {
+    const LAYER: AuthLayer = AuthLayer::Bearer;
+
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
+        let Some(token) = self.presented_token(headers)? else {
+            return Ok(None);
+        };
+        let verified = self.verifier.verify(token).await;
+        self.admit(token, verified).map(Some)
+    }
+
+    fn authenticate_now(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<Result<Option<Principal>, Rejection>> {
+        let token = match self.presented_token(headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Ok(None)),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let verified = self.verifier.verify_now(token)?;
+        Some(self.admit(token, verified).map(Some))
     }
 }
 
