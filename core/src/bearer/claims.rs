@@ -191,12 +191,34 @@ impl ClaimSlots {
 
 impl<'de> Deserialize<'de> for ClaimSlots {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(SlotsVisitor)
+        deserializer.deserialize_map(SlotsVisitor {
+            refuse_repeated_checked: false,
+        })
+    }
+}
+
+/// [`ClaimSlots`] from a claims object that names none of the claims
+/// jsonwebtoken checks itself (`exp`, `nbf`, `sub`, `iss`, `aud`) twice.
+///
+/// jsonwebtoken refuses such a payload; a verifier that answers without it
+/// reads payloads through this type so that it never admits one.
+pub(crate) struct UnrepeatedClaimSlots(pub(crate) ClaimSlots);
+
+impl<'de> Deserialize<'de> for UnrepeatedClaimSlots {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_map(SlotsVisitor {
+                refuse_repeated_checked: true,
+            })
+            .map(Self)
     }
 }
 
 /// Fills [`ClaimSlots`] from a JSON object.
-struct SlotsVisitor;
+struct SlotsVisitor {
+    /// Refuse a second `exp`, `nbf`, `sub`, `iss` or `aud`.
+    refuse_repeated_checked: bool,
+}
 
 impl<'de> Visitor<'de> for SlotsVisitor {
     type Value = ClaimSlots;
@@ -216,21 +238,28 @@ impl<'de> Visitor<'de> for SlotsVisitor {
             let value: Value = access.next_value()?;
             // A repeated key overwrites: the last occurrence wins, as in
             // `Map<String, Value>`.
-            let registered = match slot {
-                Slot::Sub => &mut slots.sub,
-                Slot::Scope => &mut slots.scope,
-                Slot::Scp => &mut slots.scp,
-                Slot::Sv => &mut slots.sv,
-                Slot::Exp => &mut slots.exp,
-                Slot::Iat => &mut slots.iat,
-                Slot::Iss => &mut slots.iss,
-                Slot::Aud => &mut slots.aud,
-                Slot::Jti => &mut slots.jti,
+            let (registered, checked) = match slot {
+                Slot::Sub => (&mut slots.sub, true),
+                Slot::Scope => (&mut slots.scope, false),
+                Slot::Scp => (&mut slots.scp, false),
+                Slot::Sv => (&mut slots.sv, false),
+                Slot::Exp => (&mut slots.exp, true),
+                Slot::Iat => (&mut slots.iat, false),
+                Slot::Iss => (&mut slots.iss, true),
+                Slot::Aud => (&mut slots.aud, true),
+                Slot::Jti => (&mut slots.jti, false),
                 Slot::Extra(key) => {
-                    slots.extra.insert(key, value);
+                    let nbf = key == "nbf";
+                    let earlier = slots.extra.insert(key, value);
+                    if self.refuse_repeated_checked && nbf && earlier.is_some() {
+                        return Err(de::Error::custom("nbf is repeated"));
+                    }
                     continue;
                 }
             };
+            if self.refuse_repeated_checked && checked && registered.is_some() {
+                return Err(de::Error::custom("a checked claim is repeated"));
+            }
             *registered = Some(value);
         }
         Ok(slots)

@@ -29,6 +29,11 @@
 //!   header (an extension keystile does not implement) is refused.
 //! - A token whose payload says `"typ": "refresh"` is never a bearer
 //!   credential (see [`TokenLifecycle`](crate::bearer::TokenLifecycle)).
+//! - HS256 tokens whose header is byte for byte the one keystile writes
+//!   ([`sign_hs256`], [`TokenLifecycle`](crate::bearer::TokenLifecycle))
+//!   are checked with an HMAC state keyed once and a single payload parse;
+//!   every other token goes through jsonwebtoken. Both paths give every
+//!   token the same answer.
 //!
 //! ```
 //! use std::time::Duration;
@@ -73,9 +78,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::bearer::claims::ClaimSlots;
+use crate::bearer::claims::{ClaimSlots, UnrepeatedClaimSlots};
 use crate::bearer::{Claims, TokenError, TokenVerifier};
 use crate::clock::{SharedClock, SystemClock};
+use crate::encoding;
 use crate::keys::{Keyring, MIN_KEY_LEN, SigningKey};
 use crate::mac::{MacKey, TAG_LEN};
 
@@ -155,8 +161,19 @@ enum Keys {
     Many(HashMap<String, VerifyKey>),
 }
 
+/// An HS256 key whose tokens are checked without jsonwebtoken when they
+/// carry exactly the header keystile's own signers write for it (see
+/// [`JwtVerifier::admit_own_hs256`]).
+struct OwnHs256Key {
+    /// The base64url header segment `{"typ":"JWT","alg":"HS256","kid":…}`.
+    header: Box<[u8]>,
+    /// The HMAC state keyed once with the key's secret.
+    mac: MacKey,
+}
+
 struct Inner {
     keys: Keys,
+    own_hs256: Vec<OwnHs256Key>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     leeway: u64,
@@ -220,7 +237,10 @@ impl JwtVerifier {
         if token.len() > inner.max_len {
             return Err(TokenError::Malformed("token too long"));
         }
-        let mut payload = match &inner.keys {
+        if let Some(claims) = self.admit_own_hs256(token.as_bytes(), rule) {
+            return Ok(claims);
+        }
+        let payload = match &inner.keys {
             // Verified straight away: the header is parsed by `decode`, and
             // parsed up front only when `decode` fails, so that the refusal
             // is the one the header checks of the other arm give first.
@@ -247,7 +267,61 @@ impl JwtVerifier {
                     .claims
             }
         };
+        self.finish(payload, rule)
+    }
 
+    /// The common case, answered without jsonwebtoken: a token whose header
+    /// segment is byte for byte the one keystile's own signers
+    /// ([`sign_hs256`], [`TokenLifecycle`](crate::bearer::TokenLifecycle))
+    /// write for one of this verifier's HS256 keys. jsonwebtoken would parse
+    /// that header twice, key a new HMAC state (two SHA-256 blocks) and parse
+    /// the payload twice on every call; here the MAC state was keyed once and
+    /// the payload is parsed once.
+    ///
+    /// `None` whenever anything differs from an admitted token; the caller
+    /// then runs the full jsonwebtoken path, which gives the verdict and the
+    /// error. So this admits only tokens that path admits, with the same
+    /// claims: the header is one that passes every header check (`alg`
+    /// HS256, the key's `kid`, no `crit`), the signature is the same
+    /// HMAC-SHA256 over the same bytes, compared in constant time, and the
+    /// payload checks are jsonwebtoken's, narrowed: `iss` a string among the
+    /// configured issuers, `aud` a string or list of strings naming a
+    /// configured audience (absent when none is configured), and none of
+    /// the claims jsonwebtoken reads repeated.
+    fn admit_own_hs256(&self, token: &[u8], rule: TypeRule) -> Option<Claims> {
+        let inner = &*self.inner;
+        let (header, rest) = split_at_dot(token)?;
+        let key = inner.own_hs256.iter().find(|k| *k.header == *header)?;
+        let (payload_text, signature_text) = split_at_dot(rest)?;
+        let signature: [u8; TAG_LEN] = encoding::decode_array(signature_text)?;
+        let signed = &token[..header.len() + 1 + payload_text.len()];
+        if !key.mac.verify(signed, &signature) {
+            return None;
+        }
+        let json = encoding::decode(payload_text).ok()?;
+        let UnrepeatedClaimSlots(payload) = serde_json::from_slice(&json).ok()?;
+        let issuer_ok = inner.issuers.is_empty()
+            || matches!(&payload.iss, Some(Value::String(iss)) if inner.issuers.contains(iss));
+        let names_audience = |aud: &str| inner.audiences.iter().any(|a| a == aud);
+        let audience_ok = match &payload.aud {
+            None => inner.audiences.is_empty(),
+            Some(Value::String(aud)) => names_audience(aud),
+            // A list with other members than strings is refused when the
+            // claims are lifted, as jsonwebtoken refuses it.
+            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(names_audience),
+            Some(_) => false,
+        };
+        if !(issuer_ok && audience_ok) {
+            return None;
+        }
+        self.finish(payload, rule).ok()
+    }
+
+    /// The checks keystile makes on a payload whose signature, issuer and
+    /// audience are verified: `exp` and `nbf` on the injected clock, the
+    /// `typ` rule, and the registered claims' types.
+    fn finish(&self, mut payload: ClaimSlots, rule: TypeRule) -> Result<Claims, TokenError> {
+        let inner = &*self.inner;
         let now = inner.clock.unix_seconds();
         let exp = payload
             .exp
@@ -309,6 +383,12 @@ impl JwtVerifier {
     pub fn audiences(&self) -> &[String] {
         &self.inner.audiences
     }
+}
+
+/// The text before and after the first `.`.
+fn split_at_dot(text: &[u8]) -> Option<(&[u8], &[u8])> {
+    let dot = text.iter().position(|&b| b == b'.')?;
+    Some((&text[..dot], &text[dot + 1..]))
 }
 
 /// A token whose header does not parse as a JWS header.
@@ -526,10 +606,20 @@ impl JwtVerifierBuilder {
             return Err(JwtConfigError::NoKeys);
         }
         let mut keys = HashMap::with_capacity(self.keys.len());
+        let mut own_hs256 = Vec::new();
         for (kid, key, algorithm) in self.keys {
             let validation = validation(algorithm, &self.issuers, &self.audiences);
             if keys.contains_key(&kid) {
                 return Err(JwtConfigError::DuplicateKeyId(kid));
+            }
+            if algorithm == Algorithm::HS256
+                && let Ok(secret) = key.try_get_hmac_secret()
+                && let Some(header) = hs256_header_segment(&kid)
+            {
+                own_hs256.push(OwnHs256Key {
+                    header,
+                    mac: MacKey::new(secret),
+                });
             }
             keys.insert(kid, VerifyKey { key, validation });
         }
@@ -543,6 +633,7 @@ impl JwtVerifierBuilder {
         Ok(JwtVerifier {
             inner: Arc::new(Inner {
                 keys,
+                own_hs256,
                 issuers: self.issuers,
                 audiences: self.audiences,
                 leeway: self.leeway.as_secs(),
@@ -598,6 +689,20 @@ fn derived_hs256_secret(key: &SigningKey) -> Zeroizing<[u8; TAG_LEN]> {
     Zeroizing::new(MacKey::new(key.bytes()).compute(HS256_LABEL))
 }
 
+/// The JOSE header keystile writes on its HS256 tokens.
+pub(crate) fn hs256_header(kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// The base64url segment jsonwebtoken writes for [`hs256_header`]: the
+/// header serialized as JSON, then encoded.
+fn hs256_header_segment(kid: &str) -> Option<Box<[u8]>> {
+    let json = serde_json::to_vec(&hs256_header(kid)).ok()?;
+    Some(encoding::encode(json).into_bytes().into_boxed_slice())
+}
+
 /// The HS256 signing key (and its `kid`) of `key`.
 pub(crate) fn hs256_encoding_key(key: &SigningKey) -> EncodingKey {
     EncodingKey::from_secret(derived_hs256_secret(key).as_ref())
@@ -617,8 +722,7 @@ pub struct JwtSignError;
 /// [`TokenLifecycle`](crate::bearer::TokenLifecycle), which adds `exp`,
 /// `iat`, `jti` and `typ` and refuses reserved custom claims.
 pub fn sign_hs256(keyring: &Keyring, claims: &Map<String, Value>) -> Result<String, JwtSignError> {
-    let mut header = jsonwebtoken::Header::new(Algorithm::HS256);
-    header.kid = Some(keyring.primary().id().as_str().to_owned());
+    let header = hs256_header(keyring.primary().id().as_str());
     jsonwebtoken::encode(&header, claims, &hs256_encoding_key(keyring.primary()))
         .map_err(|_| JwtSignError)
 }
@@ -1000,5 +1104,270 @@ mod tests {
         // As the same payload read as a map and lifted by `from_map`.
         let map: Map<String, Value> = serde_json::from_str(&dup_payload(T0 + 60)).unwrap();
         assert_eq!(Claims::from_map(map).unwrap(), claims);
+    }
+
+    /// The header jsonwebtoken writes for `kid` (`typ` first): tokens with
+    /// it take the own HS256 path.
+    fn own_header(kid: &str) -> String {
+        String::from_utf8(serde_json::to_vec(&hs256_header(kid)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn keystile_signed_tokens_take_the_own_path_and_others_do_not() {
+        let keyring = ring(1);
+        let key = keyring.primary();
+        let kid = key.id().as_str();
+        let clock = ManualClock::at_unix(T0);
+        let verifier = verifier(&keyring, &clock);
+        let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
+        let signed = sign(&keyring, json!({"sub": "u", "exp": T0 + 60}));
+        assert!(signed.starts_with(&encoding::encode(own_header(kid))));
+        let own = raw_token(&own_header(kid), &payload, key, Algorithm::HS256);
+        let reordered = raw_token(&header(Some(kid), ""), &payload, key, Algorithm::HS256);
+        for token in [&signed, &own] {
+            let claims = verifier
+                .admit_own_hs256(token.as_bytes(), TypeRule::NotRefresh)
+                .expect("own path");
+            assert_eq!(claims, verifier.verify_token(token).unwrap());
+        }
+        assert!(
+            verifier
+                .admit_own_hs256(reordered.as_bytes(), TypeRule::NotRefresh)
+                .is_none()
+        );
+        assert_eq!(
+            verifier.verify_token(&reordered).unwrap(),
+            verifier.verify_token(&own).unwrap()
+        );
+        // Never on the own path: a bad signature, another key's header.
+        assert!(
+            verifier
+                .admit_own_hs256(tamper(&own).as_bytes(), TypeRule::NotRefresh)
+                .is_none()
+        );
+        let other = ring(2);
+        let foreign = raw_token(
+            &own_header(other.primary().id().as_str()),
+            &payload,
+            other.primary(),
+            Algorithm::HS256,
+        );
+        assert!(
+            verifier
+                .admit_own_hs256(foreign.as_bytes(), TypeRule::NotRefresh)
+                .is_none()
+        );
+        assert!(matches!(
+            verifier.verify_token(&foreign),
+            Err(TokenError::UnknownKey)
+        ));
+        // A secret shared with another issuer has an own path too (used
+        // when that issuer writes the same header).
+        let shared = JwtVerifier::builder()
+            .hs256_secret("shared", &[7; 32])
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(shared.inner.own_hs256.len(), 1);
+    }
+
+    /// Values for each claim that the own path or jsonwebtoken reads, valid
+    /// and invalid, and for claims neither reads. Valid values come first
+    /// and repeat, so that a good share of payloads is admitted.
+    const CLAIM_VALUES: &[(&str, &[&str])] = &[
+        (
+            "sub",
+            &[r#""u""#, r#""u""#, r#""v""#, "7", r#"["u"]"#, "{}", r#""""#],
+        ),
+        (
+            "exp",
+            &[
+                "1700000060",
+                "1700000060",
+                "1700000061",
+                "1699999000",
+                "1.7e9",
+                r#""soon""#,
+                "[1]",
+            ],
+        ),
+        ("nbf", &["1699999999", "1700000600", r#""x""#, "[1]"]),
+        (
+            "iss",
+            &[
+                r#""https://idp.example.test""#,
+                r#""https://idp.example.test""#,
+                r#""https://other.example.test""#,
+                r#"["https://idp.example.test"]"#,
+                "1",
+                "{}",
+            ],
+        ),
+        (
+            "aud",
+            &[
+                r#""reports-api""#,
+                r#""reports-api""#,
+                r#"["billing","reports-api"]"#,
+                r#""billing""#,
+                r#"["billing"]"#,
+                "[]",
+                r#"["reports-api",1]"#,
+                "7",
+                r#"{"a":1}"#,
+            ],
+        ),
+        ("typ", &[r#""refresh""#, r#""access""#, "3"]),
+        ("sv", &["2", "-1"]),
+        ("scope", &[r#""a b""#, r#"["c"]"#]),
+        ("jti", &[r#""j""#]),
+        ("tenant", &[r#""acme""#, r#"[1,{"x":null}]"#]),
+    ];
+
+    /// A payload's members: `sub` and `exp` once or twice, every other
+    /// claim up to twice, in any order.
+    fn payload_members() -> impl proptest::strategy::Strategy<Value = Vec<String>> {
+        use proptest::prelude::*;
+        let claims: Vec<_> = CLAIM_VALUES
+            .iter()
+            .map(|&(name, values)| {
+                let times = if name == "sub" || name == "exp" {
+                    1..=2
+                } else {
+                    0..=2
+                };
+                proptest::collection::vec(proptest::sample::select(values.to_vec()), times)
+                    .prop_map(move |picked| {
+                        picked
+                            .into_iter()
+                            .map(|value| format!(r#""{name}":{value}"#))
+                            .collect::<Vec<_>>()
+                    })
+            })
+            .collect();
+        claims.prop_map(|members| members.concat()).prop_shuffle()
+    }
+
+    /// Both verifiers of the equivalence tests: one without and one with
+    /// issuer and audience rules.
+    fn plain_and_scoped(keyring: &Keyring, clock: &ManualClock) -> [JwtVerifier; 2] {
+        let scoped = JwtVerifier::builder()
+            .keyring(keyring)
+            .issuer("https://idp.example.test")
+            .audience("reports-api")
+            .audience("mobile")
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        [verifier(keyring, clock), scoped]
+    }
+
+    /// `payload` under keystile's own header and under an equivalent header
+    /// jsonwebtoken must read gets the same answer from both verifiers,
+    /// under every type rule.
+    fn assert_paths_agree(keyring: &Keyring, clock: &ManualClock, payload: &str) {
+        let key = keyring.primary();
+        let kid = key.id().as_str();
+        let own = raw_token(&own_header(kid), payload, key, Algorithm::HS256);
+        let read = raw_token(&header(Some(kid), ""), payload, key, Algorithm::HS256);
+        for verifier in plain_and_scoped(keyring, clock) {
+            for rule in [
+                TypeRule::NotRefresh,
+                TypeRule::Any,
+                TypeRule::Exactly("refresh"),
+            ] {
+                assert_eq!(
+                    format!("{:?}", verifier.verify_as(&own, rule)),
+                    format!("{:?}", verifier.verify_as(&read, rule)),
+                    "{payload}"
+                );
+            }
+        }
+    }
+
+    /// Every value of every claim, on its own in a payload the scoped
+    /// verifier admits: in place of that claim, and repeated after it.
+    #[test]
+    fn the_own_path_answers_as_jsonwebtoken_does_for_each_claim() {
+        let keyring = ring(1);
+        let clock = ManualClock::at_unix(T0);
+        let base = [
+            ("sub", r#""u""#),
+            ("exp", "1700000060"),
+            ("iss", r#""https://idp.example.test""#),
+            ("aud", r#""reports-api""#),
+        ];
+        let member = |(name, value): (&str, &str)| format!(r#""{name}":{value}"#);
+        for &(name, values) in CLAIM_VALUES {
+            for &value in values {
+                let mut replaced: Vec<String> = base
+                    .iter()
+                    .filter(|(n, _)| *n != name)
+                    .map(|&m| member(m))
+                    .collect();
+                replaced.push(member((name, value)));
+                assert_paths_agree(&keyring, &clock, &format!("{{{}}}", replaced.join(",")));
+                let mut repeated: Vec<String> = base.iter().map(|&m| member(m)).collect();
+                repeated.push(member((name, value)));
+                assert_paths_agree(&keyring, &clock, &format!("{{{}}}", repeated.join(",")));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        /// Whatever the payload, a token with keystile's own header gets
+        /// exactly the answer the same payload gets under an equivalent
+        /// header that jsonwebtoken must read (members reordered), under a
+        /// verifier without and one with issuer and audience rules, for
+        /// every type rule.
+        #[test]
+        fn the_own_path_answers_as_jsonwebtoken_does(
+            members in payload_members(),
+            tail in proptest::sample::select(vec!["", " ", "\n", " x"]),
+        ) {
+            let keyring = ring(1);
+            let clock = ManualClock::at_unix(T0);
+            assert_paths_agree(&keyring, &clock, &format!("{{{}}}{tail}", members.join(",")));
+        }
+    }
+
+    #[test]
+    fn the_own_path_admits_the_common_tokens() {
+        let keyring = ring(1);
+        let key = keyring.primary();
+        let kid = key.id().as_str();
+        let clock = ManualClock::at_unix(T0);
+        let scoped = JwtVerifier::builder()
+            .keyring(&keyring)
+            .issuer("https://idp.example.test")
+            .audience("reports-api")
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        let iss = r#""iss":"https://idp.example.test""#;
+        for aud in [r#""aud":"reports-api""#, r#""aud":["x","reports-api"]"#] {
+            let payload = format!(r#"{{"sub":"u","exp":{},{iss},{aud},"sv":1}}"#, T0 + 60);
+            let own = raw_token(&own_header(kid), &payload, key, Algorithm::HS256);
+            let claims = scoped
+                .admit_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
+                .expect("own path");
+            assert_eq!(claims.session_version, Some(1));
+            assert!(claims.audience.iter().any(|a| a == "reports-api"));
+        }
+        // Repeats of claims jsonwebtoken does not read stay on the own path
+        // and keep their last occurrence.
+        let own = raw_token(
+            &own_header(kid),
+            &dup_payload(T0 + 60),
+            key,
+            Algorithm::HS256,
+        );
+        let plain = verifier(&keyring, &clock);
+        let claims = plain
+            .admit_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
+            .expect("own path");
+        assert_eq!(claims.session_version, Some(2));
     }
 }

@@ -57,7 +57,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::EncodingKey;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
@@ -460,8 +460,7 @@ impl TokenLifecycle {
         if let Some(audience) = &inner.audience {
             claims.insert("aud".into(), audience.clone().into());
         }
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(inner.kid.as_str().to_owned());
+        let header = jwt::hs256_header(inner.kid.as_str());
         jsonwebtoken::encode(&header, &claims, &inner.signing_key)
             .map_err(|_| LifecycleError::Signing)
     }
