@@ -22,9 +22,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The wildcard scope that grants every scope.
 pub const WILDCARD: &str = "*";
 
-/// An immutable set of scopes; cloning is a reference-count increment.
+/// An immutable set of scopes; cloning is a reference-count increment, and
+/// cloning no scopes touches no memory at all.
+//
+// No scopes is `None`, never an empty `Arc`: std hands out every empty
+// `Arc<[T]>` from one static whose reference count all threads would then
+// increment and decrement on every request.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Scopes(Arc<[Box<str>]>);
+pub struct Scopes(Option<Arc<[Box<str>]>>);
 
 impl Scopes {
     /// No scopes.
@@ -49,7 +54,9 @@ impl Scopes {
 
     /// Whether these scopes grant `needed` (exactly, or through `*`).
     pub fn allows(&self, needed: &str) -> bool {
-        self.0.iter().any(|s| &**s == needed || &**s == WILDCARD)
+        self.items()
+            .iter()
+            .any(|s| &**s == needed || &**s == WILDCARD)
     }
 
     /// Whether these scopes grant every one of `needed`.
@@ -59,17 +66,27 @@ impl Scopes {
 
     /// The scopes, in the order given.
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(|s| &**s)
+        self.items().iter().map(|s| &**s)
     }
 
     /// Number of scopes.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.items().len()
     }
 
     /// Whether there are no scopes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
+    }
+
+    /// The same scopes in an allocation of their own, so that clones of the
+    /// copy and clones of the original never write to the same counter.
+    pub(crate) fn unshared(&self) -> Self {
+        Self(self.0.as_deref().map(Arc::from))
+    }
+
+    fn items(&self) -> &[Box<str>] {
+        self.0.as_deref().unwrap_or_default()
     }
 }
 
@@ -82,7 +99,7 @@ impl<S: AsRef<str>> FromIterator<S> for Scopes {
                 out.push(s.into());
             }
         }
-        Self(out.into())
+        Self((!out.is_empty()).then(|| out.into()))
     }
 }
 
@@ -132,6 +149,27 @@ mod tests {
         assert!(Scopes::parse("*").allows("anything"));
         assert!(s.allows_all(["a:read", "b:write"]));
         assert!(!s.allows_all(["a:read", "c"]));
+    }
+
+    #[test]
+    fn no_scopes_is_one_value_however_it_is_made() {
+        let empty: Scopes = serde_json::from_str("[]").unwrap();
+        let made = [
+            Scopes::parse(""),
+            Scopes::parse(" , \t"),
+            Scopes::parse_oauth("  "),
+            [""].into_iter().collect(),
+            empty,
+            Scopes::none().unshared(),
+        ];
+        for scopes in made {
+            assert_eq!(scopes, Scopes::none());
+            assert!(scopes.is_empty() && scopes.len() == 0);
+            assert_eq!(scopes.iter().count(), 0);
+        }
+        let some = Scopes::parse("a b");
+        assert_eq!(some.unshared(), some);
+        assert!(!some.is_empty());
     }
 
     #[test]
