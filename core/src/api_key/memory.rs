@@ -8,6 +8,15 @@
 //! changing a few times a minute, wrong for millions of keys changing
 //! constantly.
 //!
+//! One key presented on several cores at once would still have them all
+//! write to the same reference counts (the record's, its owner's, its
+//! scopes'), once when a request takes the record and once when it ends.
+//! So a thread that finds a record already held by another request keeps
+//! a copy of its own (at most [`HOT_COPIES`] per thread), and answers with
+//! that copy until the store changes. A copy is only ever used for the
+//! snapshot it was made from: after a revocation or any other write, the
+//! next lookup reads the new snapshot.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -26,8 +35,10 @@
 //! # }
 //! ```
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -39,6 +50,59 @@ use super::store::{ApiKeyStore, CreateError, LastUse};
 use crate::store::StoreError;
 
 type Records = HashMap<[u8; 32], Arc<ApiKeyRecord>, DigestHashing>;
+
+/// One published map of records.
+#[derive(Default)]
+struct Snapshot {
+    /// Unique among every snapshot of every store in the process (0 for an
+    /// empty store that was never written to, which holds nothing to copy).
+    generation: u64,
+    records: Records,
+}
+
+/// The generation of the next snapshot published.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
+
+/// How many records each thread keeps a copy of (see the module docs).
+pub const HOT_COPIES: usize = 8;
+
+/// A thread's copy of a record, valid for one snapshot.
+struct HotCopy {
+    generation: u64,
+    digest: [u8; 32],
+    record: Arc<ApiKeyRecord>,
+}
+
+/// A thread's copies, replaced in turn.
+struct HotCopies {
+    slots: [Option<HotCopy>; HOT_COPIES],
+    next: usize,
+}
+
+thread_local! {
+    static HOT: RefCell<HotCopies> = const {
+        RefCell::new(HotCopies { slots: [const { None }; HOT_COPIES], next: 0 })
+    };
+}
+
+impl HotCopies {
+    fn get(&self, generation: u64, digest: &[u8; 32]) -> Option<Arc<ApiKeyRecord>> {
+        self.slots
+            .iter()
+            .flatten()
+            .find(|copy| copy.generation == generation && copy.digest == *digest)
+            .map(|copy| Arc::clone(&copy.record))
+    }
+
+    fn keep(&mut self, generation: u64, record: Arc<ApiKeyRecord>) {
+        self.slots[self.next] = Some(HotCopy {
+            generation,
+            digest: record.digest.0,
+            record,
+        });
+        self.next = (self.next + 1) % HOT_COPIES;
+    }
+}
 
 /// Hashing for a map keyed by SHA-256 digests.
 ///
@@ -93,7 +157,7 @@ impl Hasher for DigestHasher {
 /// API key records in process memory, with lock-free reads.
 #[derive(Default)]
 pub struct MemoryApiKeyStore {
-    records: ArcSwap<Records>,
+    records: ArcSwap<Snapshot>,
     // Serialises writers so no copy-and-swap loses another's change; readers
     // never touch it.
     write: Mutex<()>,
@@ -123,29 +187,67 @@ impl MemoryApiKeyStore {
             map.insert(record.digest.0, Arc::new(record));
         }
         Ok(Self {
-            records: ArcSwap::from_pointee(map),
+            records: ArcSwap::from_pointee(Snapshot::publish(map)),
             write: Mutex::new(()),
         })
     }
 
     /// Number of records held.
     pub fn len(&self) -> usize {
-        self.records.load().len()
+        self.records.load().records.len()
     }
 
     /// Whether the store holds no records.
     pub fn is_empty(&self) -> bool {
-        self.records.load().is_empty()
+        self.records.load().records.is_empty()
+    }
+
+    /// The record behind `digest`: this thread's copy when it has one for
+    /// the current snapshot, else the shared record, copied first when
+    /// another request holds it (see the module docs).
+    fn find(&self, digest: &KeyDigest) -> Option<Arc<ApiKeyRecord>> {
+        let snapshot = self.records.load();
+        let generation = snapshot.generation;
+        let hot = |copies: &RefCell<HotCopies>| {
+            let mut copies = copies.try_borrow_mut().ok()?;
+            if let Some(copy) = copies.get(generation, &digest.0) {
+                return Some(Some(copy));
+            }
+            let shared = snapshot.records.get(&digest.0)?;
+            // One count is the map's own: any other is a request in flight.
+            if Arc::strong_count(shared) == 1 {
+                return Some(Some(Arc::clone(shared)));
+            }
+            let copy = Arc::new(shared.unshared());
+            copies.keep(generation, Arc::clone(&copy));
+            Some(Some(copy))
+        };
+        // During thread teardown, or for a digest the map lacks, the map
+        // answers directly.
+        HOT.try_with(hot)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| snapshot.records.get(&digest.0).cloned())
     }
 
     /// Applies `change` to a copy of the map and publishes it, unless
     /// `change` returns `Err`.
     fn update<T, E>(&self, change: impl FnOnce(&mut Records) -> Result<T, E>) -> Result<T, E> {
         let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next = Records::clone(&self.records.load());
+        let mut next = Records::clone(&self.records.load().records);
         let out = change(&mut next)?;
-        self.records.store(Arc::new(next));
+        self.records.store(Arc::new(Snapshot::publish(next)));
         Ok(out)
+    }
+}
+
+impl Snapshot {
+    /// `records` under a generation no snapshot had before.
+    fn publish(records: Records) -> Self {
+        Self {
+            generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+            records,
+        }
     }
 }
 
@@ -160,14 +262,14 @@ impl std::fmt::Debug for MemoryApiKeyStore {
 #[async_trait]
 impl ApiKeyStore for MemoryApiKeyStore {
     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-        Ok(self.records.load().get(&digest.0).cloned())
+        Ok(self.find(digest))
     }
 
     fn lookup_now(
         &self,
         digest: &KeyDigest,
     ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
-        Some(Ok(self.records.load().get(&digest.0).cloned()))
+        Some(Ok(self.find(digest)))
     }
 
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
@@ -200,6 +302,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
         let mut out: Vec<_> = self
             .records
             .load()
+            .records
             .values()
             .filter(|r| &*r.owner == owner)
             .cloned()
@@ -337,5 +440,102 @@ mod tests {
             .unwrap();
         let r = store.lookup(&digest).await.unwrap().unwrap();
         assert_eq!(r.last_used_at, Some(50));
+    }
+
+    /// Whether two records share their owner's and scopes' allocations.
+    fn share_counters(a: &ApiKeyRecord, b: &ApiKeyRecord) -> bool {
+        Arc::ptr_eq(&a.owner, &b.owner)
+    }
+
+    #[test]
+    fn a_record_held_by_a_request_is_copied_once_per_thread() {
+        let (key, record) = new_key("acme", 10);
+        let record = ApiKeyRecord {
+            scopes: crate::scopes::Scopes::parse("reports:read"),
+            ..record
+        };
+        let store = MemoryApiKeyStore::with_records([record.clone()]).unwrap();
+        let digest = key.digest();
+        let find = || store.lookup_now(&digest).unwrap().unwrap().unwrap();
+
+        // Nobody else holds it: the shared record, every time.
+        let first = find();
+        drop(find());
+        assert_eq!(Arc::strong_count(&first), 2, "the map's and ours");
+
+        // While `first` is in flight, this thread makes a copy of its own,
+        // equal in every field, sharing no counter, and keeps answering
+        // with it.
+        let copy = find();
+        assert_eq!(*copy, record);
+        assert!(!Arc::ptr_eq(&first, &copy));
+        assert!(!share_counters(&first, &copy));
+        drop(first);
+        assert!(Arc::ptr_eq(&find(), &copy));
+
+        // Another thread never sees this thread's copy.
+        let elsewhere = std::thread::scope(|s| s.spawn(find).join().unwrap());
+        assert!(!Arc::ptr_eq(&elsewhere, &copy));
+    }
+
+    #[tokio::test]
+    async fn a_write_retires_every_copy_at_once() {
+        let (key, record) = new_key("acme", 10);
+        let store = MemoryApiKeyStore::with_records([record.clone()]).unwrap();
+        let digest = key.digest();
+        let held = store.lookup(&digest).await.unwrap().unwrap();
+        let copy = store.lookup(&digest).await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&held, &copy), "copied while held");
+
+        assert!(store.revoke(&record.id, 20).await.unwrap());
+        let after = store.lookup(&digest).await.unwrap().unwrap();
+        assert_eq!(after.revoked_at, Some(20));
+        assert_eq!(copy.revoked_at, None, "old copies stay as they were");
+
+        // A last-used flush publishes a snapshot too.
+        let again = store.lookup(&digest).await.unwrap().unwrap();
+        store
+            .record_use(&[LastUse { digest, at: 30 }])
+            .await
+            .unwrap();
+        let flushed = store.lookup(&digest).await.unwrap().unwrap();
+        assert_eq!(flushed.last_used_at, Some(30));
+        assert_eq!(flushed.revoked_at, Some(20));
+        drop((held, after, again));
+    }
+
+    #[test]
+    fn copies_never_cross_stores_and_stay_bounded() {
+        // The same record in two stores, revoked in one of them only.
+        let (key, record) = new_key("acme", 10);
+        let live = MemoryApiKeyStore::with_records([record.clone()]).unwrap();
+        let revoked = MemoryApiKeyStore::with_records([ApiKeyRecord {
+            revoked_at: Some(5),
+            ..record.clone()
+        }])
+        .unwrap();
+        let digest = key.digest();
+        let held = live.lookup_now(&digest).unwrap().unwrap().unwrap();
+        let copy = live.lookup_now(&digest).unwrap().unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&held, &copy));
+        let other = revoked.lookup_now(&digest).unwrap().unwrap().unwrap();
+        assert_eq!(other.revoked_at, Some(5));
+        assert_eq!(copy.revoked_at, None);
+
+        // More held records than a thread keeps copies of: each lookup
+        // still answers with its own record.
+        let keys: Vec<_> = (0..HOT_COPIES * 2).map(|_| new_key("acme", 1)).collect();
+        let store = MemoryApiKeyStore::with_records(keys.iter().map(|(_, r)| r.clone())).unwrap();
+        let holds: Vec<_> = keys
+            .iter()
+            .map(|(k, _)| store.lookup_now(&k.digest()).unwrap().unwrap().unwrap())
+            .collect();
+        for round in 0..3 {
+            for ((key, record), held) in keys.iter().zip(&holds) {
+                let found = store.lookup_now(&key.digest()).unwrap().unwrap().unwrap();
+                assert_eq!(*found, *record, "round {round}");
+                assert!(!Arc::ptr_eq(&found, held));
+            }
+        }
     }
 }

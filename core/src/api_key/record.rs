@@ -59,6 +59,16 @@ impl ApiKeyRecord {
     pub fn is_usable_at(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|t| now < t) && self.revoked_at.is_none_or(|t| now < t)
     }
+
+    /// A copy whose shared parts (owner, scopes) are allocations of its own,
+    /// so that handing it out never writes to the original's counters.
+    pub(crate) fn unshared(&self) -> Self {
+        Self {
+            owner: Arc::from(&*self.owner),
+            scopes: self.scopes.unshared(),
+            ..self.clone()
+        }
+    }
 }
 
 /// The description of a key to mint.
