@@ -164,7 +164,8 @@ mod tests {
         ];
         for scopes in made {
             assert_eq!(scopes, Scopes::none());
-            assert!(scopes.is_empty() && scopes.len() == 0);
+            assert!(scopes.is_empty());
+            assert_eq!(scopes.len(), 0);
             assert_eq!(scopes.iter().count(), 0);
         }
         let some = Scopes::parse("a b");
