@@ -202,8 +202,10 @@ impl<'de> Deserialize<'de> for ClaimSlots {
 ///
 /// jsonwebtoken refuses such a payload; a verifier that answers without it
 /// reads payloads through this type so that it never admits one.
+#[cfg(feature = "jwt")]
 pub(crate) struct UnrepeatedClaimSlots(pub(crate) ClaimSlots);
 
+#[cfg(feature = "jwt")]
 impl<'de> Deserialize<'de> for UnrepeatedClaimSlots {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer
