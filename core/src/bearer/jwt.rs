@@ -163,7 +163,7 @@ enum Keys {
 
 /// An HS256 key whose tokens are checked without jsonwebtoken when they
 /// carry exactly the header keystile's own signers write for it (see
-/// [`JwtVerifier::admit_own_hs256`]).
+/// [`JwtVerifier::verify_own_hs256`]).
 struct OwnHs256Key {
     /// The base64url header segment `{"typ":"JWT","alg":"HS256","kid":…}`.
     header: Box<[u8]>,
@@ -237,8 +237,8 @@ impl JwtVerifier {
         if token.len() > inner.max_len {
             return Err(TokenError::Malformed("token too long"));
         }
-        if let Some(claims) = self.admit_own_hs256(token.as_bytes(), rule) {
-            return Ok(claims);
+        if let Some(verdict) = self.verify_own_hs256(token.as_bytes(), rule) {
+            return verdict;
         }
         let payload = match &inner.keys {
             // Verified straight away: the header is parsed by `decode`, and
@@ -278,17 +278,22 @@ impl JwtVerifier {
     /// the payload twice on every call; here the MAC state was keyed once and
     /// the payload is parsed once.
     ///
-    /// `None` whenever anything differs from an admitted token; the caller
-    /// then runs the full jsonwebtoken path, which gives the verdict and the
-    /// error. So this admits only tokens that path admits, with the same
-    /// claims: the header is one that passes every header check (`alg`
-    /// HS256, the key's `kid`, no `crit`), the signature is the same
-    /// HMAC-SHA256 over the same bytes, compared in constant time, and the
-    /// payload checks are jsonwebtoken's, narrowed: `iss` a string among the
-    /// configured issuers, `aud` a string or list of strings naming a
-    /// configured audience (absent when none is configured), and none of
-    /// the claims jsonwebtoken reads repeated.
-    fn admit_own_hs256(&self, token: &[u8], rule: TypeRule) -> Option<Claims> {
+    /// It answers only where its verdict is the one the jsonwebtoken path
+    /// gives, with the same claims or the same error, and returns `None`
+    /// otherwise, for the caller to run that path:
+    ///
+    /// - the header is one that passes every header check (`alg` HS256, the
+    ///   key's `kid`, no `crit`), so a well-formed signature that does not
+    ///   match is [`TokenError::BadSignature`] there too (jsonwebtoken reads
+    ///   no claim before the signature);
+    /// - with the signature verified, the payload checks are jsonwebtoken's,
+    ///   narrowed: `exp` a whole number, `sub` absent or a string, `nbf`
+    ///   absent or a whole number, `iss` a string among the configured
+    ///   issuers, `aud` a string or list naming a configured audience
+    ///   (absent when none is configured), none of the claims jsonwebtoken
+    ///   reads repeated. Such a payload passes jsonwebtoken, which hands the
+    ///   same claims to the same [`finish`](Self::finish).
+    fn verify_own_hs256(&self, token: &[u8], rule: TypeRule) -> Option<Result<Claims, TokenError>> {
         let inner = &*self.inner;
         let (header, rest) = split_at_dot(token)?;
         let key = inner.own_hs256.iter().find(|k| *k.header == *header)?;
@@ -296,25 +301,30 @@ impl JwtVerifier {
         let signature: [u8; TAG_LEN] = encoding::decode_array(signature_text)?;
         let signed = &token[..header.len() + 1 + payload_text.len()];
         if !key.mac.verify(signed, &signature) {
-            return None;
+            return Some(Err(TokenError::BadSignature));
         }
         let json = encoding::decode(payload_text).ok()?;
         let UnrepeatedClaimSlots(payload) = serde_json::from_slice(&json).ok()?;
+        let exp_ok = payload.exp.as_ref().is_some_and(Value::is_u64);
+        // jsonwebtoken reads `sub` and `nbf` too, and refuses the whole
+        // payload for some shapes of them (a list, an object).
+        let sub_ok = matches!(payload.sub, None | Some(Value::String(_)));
+        let nbf_ok = payload.extra.get("nbf").is_none_or(Value::is_u64);
         let issuer_ok = inner.issuers.is_empty()
             || matches!(&payload.iss, Some(Value::String(iss)) if inner.issuers.contains(iss));
         let names_audience = |aud: &str| inner.audiences.iter().any(|a| a == aud);
         let audience_ok = match &payload.aud {
             None => inner.audiences.is_empty(),
             Some(Value::String(aud)) => names_audience(aud),
-            // A list with other members than strings is refused when the
-            // claims are lifted, as jsonwebtoken refuses it.
-            Some(Value::Array(auds)) => auds.iter().filter_map(Value::as_str).any(names_audience),
+            // jsonwebtoken reads a list with other members than strings as
+            // no audience at all.
+            Some(Value::Array(auds)) => {
+                auds.iter().all(Value::is_string)
+                    && auds.iter().filter_map(Value::as_str).any(names_audience)
+            }
             Some(_) => false,
         };
-        if !(issuer_ok && audience_ok) {
-            return None;
-        }
-        self.finish(payload, rule).ok()
+        (exp_ok && sub_ok && nbf_ok && issuer_ok && audience_ok).then(|| self.finish(payload, rule))
     }
 
     /// The checks keystile makes on a payload whose signature, issuer and
@@ -1126,25 +1136,31 @@ mod tests {
         let reordered = raw_token(&header(Some(kid), ""), &payload, key, Algorithm::HS256);
         for token in [&signed, &own] {
             let claims = verifier
-                .admit_own_hs256(token.as_bytes(), TypeRule::NotRefresh)
-                .expect("own path");
+                .verify_own_hs256(token.as_bytes(), TypeRule::NotRefresh)
+                .expect("own path")
+                .unwrap();
             assert_eq!(claims, verifier.verify_token(token).unwrap());
         }
         assert!(
             verifier
-                .admit_own_hs256(reordered.as_bytes(), TypeRule::NotRefresh)
+                .verify_own_hs256(reordered.as_bytes(), TypeRule::NotRefresh)
                 .is_none()
         );
         assert_eq!(
             verifier.verify_token(&reordered).unwrap(),
             verifier.verify_token(&own).unwrap()
         );
-        // Never on the own path: a bad signature, another key's header.
-        assert!(
-            verifier
-                .admit_own_hs256(tamper(&own).as_bytes(), TypeRule::NotRefresh)
-                .is_none()
-        );
+        // A bad signature under the own header is refused on the own path,
+        // as jsonwebtoken refuses it under any header.
+        assert!(matches!(
+            verifier.verify_own_hs256(tamper(&own).as_bytes(), TypeRule::NotRefresh),
+            Some(Err(TokenError::BadSignature))
+        ));
+        assert!(matches!(
+            verifier.verify_token(&tamper(&reordered)),
+            Err(TokenError::BadSignature)
+        ));
+        // Another key's header is never on the own path.
         let other = ring(2);
         let foreign = raw_token(
             &own_header(other.primary().id().as_str()),
@@ -1154,7 +1170,7 @@ mod tests {
         );
         assert!(
             verifier
-                .admit_own_hs256(foreign.as_bytes(), TypeRule::NotRefresh)
+                .verify_own_hs256(foreign.as_bytes(), TypeRule::NotRefresh)
                 .is_none()
         );
         assert!(matches!(
@@ -1264,23 +1280,39 @@ mod tests {
 
     /// `payload` under keystile's own header and under an equivalent header
     /// jsonwebtoken must read gets the same answer from both verifiers,
-    /// under every type rule.
+    /// under every type rule, signed with the verifier's key, with a
+    /// signature changed in its middle, and with another key.
     fn assert_paths_agree(keyring: &Keyring, clock: &ManualClock, payload: &str) {
         let key = keyring.primary();
         let kid = key.id().as_str();
-        let own = raw_token(&own_header(kid), payload, key, Algorithm::HS256);
-        let read = raw_token(&header(Some(kid), ""), payload, key, Algorithm::HS256);
+        let sign_as = |header: &str, key: &SigningKey| {
+            let token = raw_token(header, payload, key, Algorithm::HS256);
+            [tamper(&token), token]
+        };
+        let stranger = SigningKey::from_bytes(&[2; 32]).unwrap();
+        let pairs = [
+            (
+                sign_as(&own_header(kid), key),
+                sign_as(&header(Some(kid), ""), key),
+            ),
+            (
+                sign_as(&own_header(kid), &stranger),
+                sign_as(&header(Some(kid), ""), &stranger),
+            ),
+        ];
         for verifier in plain_and_scoped(keyring, clock) {
-            for rule in [
-                TypeRule::NotRefresh,
-                TypeRule::Any,
-                TypeRule::Exactly("refresh"),
-            ] {
-                assert_eq!(
-                    format!("{:?}", verifier.verify_as(&own, rule)),
-                    format!("{:?}", verifier.verify_as(&read, rule)),
-                    "{payload}"
-                );
+            for (own, read) in pairs.iter().flat_map(|(o, r)| o.iter().zip(r)) {
+                for rule in [
+                    TypeRule::NotRefresh,
+                    TypeRule::Any,
+                    TypeRule::Exactly("refresh"),
+                ] {
+                    assert_eq!(
+                        format!("{:?}", verifier.verify_as(own, rule)),
+                        format!("{:?}", verifier.verify_as(read, rule)),
+                        "{payload}"
+                    );
+                }
             }
         }
     }
@@ -1351,8 +1383,9 @@ mod tests {
             let payload = format!(r#"{{"sub":"u","exp":{},{iss},{aud},"sv":1}}"#, T0 + 60);
             let own = raw_token(&own_header(kid), &payload, key, Algorithm::HS256);
             let claims = scoped
-                .admit_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
-                .expect("own path");
+                .verify_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
+                .expect("own path")
+                .unwrap();
             assert_eq!(claims.session_version, Some(1));
             assert!(claims.audience.iter().any(|a| a == "reports-api"));
         }
@@ -1366,8 +1399,9 @@ mod tests {
         );
         let plain = verifier(&keyring, &clock);
         let claims = plain
-            .admit_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
-            .expect("own path");
+            .verify_own_hs256(own.as_bytes(), TypeRule::NotRefresh)
+            .expect("own path")
+            .unwrap();
         assert_eq!(claims.session_version, Some(2));
     }
 }
