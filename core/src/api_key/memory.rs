@@ -12,10 +12,13 @@
 //! write to the same reference counts (the record's, its owner's, its
 //! scopes'), once when a request takes the record and once when it ends.
 //! So a thread that finds a record already held by another request keeps
-//! a copy of its own (at most [`HOT_COPIES`] per thread), and answers with
-//! that copy until the store changes. A copy is only ever used for the
-//! snapshot it was made from: after a revocation or any other write, the
-//! next lookup reads the new snapshot.
+//! a copy of its own, and answers with that copy until the store changes.
+//! A copy is only ever used for the snapshot it was made from: after a
+//! revocation or any other write, the next lookup reads the new snapshot.
+//! A thread keeps at most eight copies, one per slot picked by the digest,
+//! and makes at most one new copy per 1 024 lookups, so a thread with many
+//! keys in flight at once hands out shared records instead of copying on
+//! every lookup.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -64,7 +67,10 @@ struct Snapshot {
 static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// How many records each thread keeps a copy of (see the module docs).
-pub const HOT_COPIES: usize = 8;
+const HOT_COPIES: usize = 8;
+
+/// The fewest lookups a thread makes between two copies.
+const LOOKUPS_PER_COPY: u32 = 1024;
 
 /// A thread's copy of a record, valid for one snapshot.
 struct HotCopy {
@@ -73,34 +79,49 @@ struct HotCopy {
     record: Arc<ApiKeyRecord>,
 }
 
-/// A thread's copies, replaced in turn.
+/// A thread's copies, in slots picked by the digest's first byte (digests
+/// are uniform), so a record always lands in the same slot.
 struct HotCopies {
     slots: [Option<HotCopy>; HOT_COPIES],
-    next: usize,
+    /// Lookups since the last copy, saturating.
+    since_copy: u32,
 }
 
 thread_local! {
     static HOT: RefCell<HotCopies> = const {
-        RefCell::new(HotCopies { slots: [const { None }; HOT_COPIES], next: 0 })
+        RefCell::new(HotCopies {
+            slots: [const { None }; HOT_COPIES],
+            since_copy: LOOKUPS_PER_COPY,
+        })
     };
 }
 
 impl HotCopies {
-    fn get(&self, generation: u64, digest: &[u8; 32]) -> Option<Arc<ApiKeyRecord>> {
-        self.slots
-            .iter()
-            .flatten()
-            .find(|copy| copy.generation == generation && copy.digest == *digest)
-            .map(|copy| Arc::clone(&copy.record))
-    }
-
-    fn keep(&mut self, generation: u64, record: Arc<ApiKeyRecord>) {
-        self.slots[self.next] = Some(HotCopy {
-            generation,
-            digest: record.digest.0,
-            record,
+    /// The record behind `digest` in `snapshot`: this thread's copy when it
+    /// has one for that snapshot, else the shared record, copied first when
+    /// another request holds it and this thread may copy again.
+    fn find(&mut self, snapshot: &Snapshot, digest: &[u8; 32]) -> Option<Arc<ApiKeyRecord>> {
+        self.since_copy = self.since_copy.saturating_add(1);
+        let slot = &mut self.slots[usize::from(digest[0]) % HOT_COPIES];
+        if let Some(copy) = slot
+            && copy.generation == snapshot.generation
+            && copy.digest == *digest
+        {
+            return Some(Arc::clone(&copy.record));
+        }
+        let shared = snapshot.records.get(digest)?;
+        // One count is the map's own: any other is a request in flight.
+        if Arc::strong_count(shared) == 1 || self.since_copy < LOOKUPS_PER_COPY {
+            return Some(Arc::clone(shared));
+        }
+        self.since_copy = 0;
+        let record = Arc::new(shared.unshared());
+        *slot = Some(HotCopy {
+            generation: snapshot.generation,
+            digest: *digest,
+            record: Arc::clone(&record),
         });
-        self.next = (self.next + 1) % HOT_COPIES;
+        Some(record)
     }
 }
 
@@ -202,32 +223,19 @@ impl MemoryApiKeyStore {
         self.records.load().records.is_empty()
     }
 
-    /// The record behind `digest`: this thread's copy when it has one for
-    /// the current snapshot, else the shared record, copied first when
-    /// another request holds it (see the module docs).
+    /// The record behind `digest`, through this thread's copies (see the
+    /// module docs).
     fn find(&self, digest: &KeyDigest) -> Option<Arc<ApiKeyRecord>> {
         let snapshot = self.records.load();
-        let generation = snapshot.generation;
-        let hot = |copies: &RefCell<HotCopies>| {
+        let through_copies = HOT.try_with(|copies| {
             let mut copies = copies.try_borrow_mut().ok()?;
-            if let Some(copy) = copies.get(generation, &digest.0) {
-                return Some(Some(copy));
-            }
-            let shared = snapshot.records.get(&digest.0)?;
-            // One count is the map's own: any other is a request in flight.
-            if Arc::strong_count(shared) == 1 {
-                return Some(Some(Arc::clone(shared)));
-            }
-            let copy = Arc::new(shared.unshared());
-            copies.keep(generation, Arc::clone(&copy));
-            Some(Some(copy))
-        };
-        // During thread teardown, or for a digest the map lacks, the map
-        // answers directly.
-        HOT.try_with(hot)
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| snapshot.records.get(&digest.0).cloned())
+            Some(copies.find(&snapshot, &digest.0))
+        });
+        match through_copies {
+            Ok(Some(found)) => found,
+            // During thread teardown the map answers directly.
+            _ => snapshot.records.get(&digest.0).cloned(),
+        }
     }
 
     /// Applies `change` to a copy of the map and publishes it, unless
@@ -313,14 +321,18 @@ impl ApiKeyStore for MemoryApiKeyStore {
 
     async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
         let _ = self.update(|records| {
+            let mut changed = false;
             for used in uses {
                 if let Some(slot) = records.get_mut(&used.digest.0)
                     && slot.last_used_at.is_none_or(|t| t < used.at)
                 {
                     Arc::make_mut(slot).last_used_at = Some(used.at);
+                    changed = true;
                 }
             }
-            Ok::<(), ()>(())
+            // Nothing newer: abandon the copy, and keep every thread's
+            // copies of the current snapshot.
+            if changed { Ok(()) } else { Err(()) }
         });
         Ok(())
     }
@@ -445,6 +457,10 @@ mod tests {
     /// Whether two records share their owner's and scopes' allocations.
     fn share_counters(a: &ApiKeyRecord, b: &ApiKeyRecord) -> bool {
         Arc::ptr_eq(&a.owner, &b.owner)
+            || a.scopes
+                .iter()
+                .zip(b.scopes.iter())
+                .any(|(x, y)| std::ptr::eq(x, y))
     }
 
     #[test]
@@ -471,7 +487,9 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &copy));
         assert!(!share_counters(&first, &copy));
         drop(first);
-        assert!(Arc::ptr_eq(&find(), &copy));
+        for _ in 0..3 * LOOKUPS_PER_COPY {
+            assert!(Arc::ptr_eq(&find(), &copy));
+        }
 
         // Another thread never sees this thread's copy.
         let elsewhere = std::thread::scope(|s| s.spawn(find).join().unwrap());
@@ -492,20 +510,29 @@ mod tests {
         assert_eq!(after.revoked_at, Some(20));
         assert_eq!(copy.revoked_at, None, "old copies stay as they were");
 
-        // A last-used flush publishes a snapshot too.
-        let again = store.lookup(&digest).await.unwrap().unwrap();
+        // A last-used flush publishes a snapshot too; one that changes
+        // nothing publishes none.
+        let generation = || store.records.load().generation;
+        let before = generation();
         store
             .record_use(&[LastUse { digest, at: 30 }])
             .await
             .unwrap();
+        assert_ne!(generation(), before);
         let flushed = store.lookup(&digest).await.unwrap().unwrap();
         assert_eq!(flushed.last_used_at, Some(30));
         assert_eq!(flushed.revoked_at, Some(20));
-        drop((held, after, again));
+        let before = generation();
+        store
+            .record_use(&[LastUse { digest, at: 25 }])
+            .await
+            .unwrap();
+        assert_eq!(generation(), before, "an older use changes nothing");
+        drop((held, after));
     }
 
     #[test]
-    fn copies_never_cross_stores_and_stay_bounded() {
+    fn copies_never_cross_stores() {
         // The same record in two stores, revoked in one of them only.
         let (key, record) = new_key("acme", 10);
         let live = MemoryApiKeyStore::with_records([record.clone()]).unwrap();
@@ -521,21 +548,44 @@ mod tests {
         let other = revoked.lookup_now(&digest).unwrap().unwrap().unwrap();
         assert_eq!(other.revoked_at, Some(5));
         assert_eq!(copy.revoked_at, None);
+        assert_eq!(
+            live.lookup_now(&digest)
+                .unwrap()
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+    }
 
-        // More held records than a thread keeps copies of: each lookup
-        // still answers with its own record.
-        let keys: Vec<_> = (0..HOT_COPIES * 2).map(|_| new_key("acme", 1)).collect();
+    /// A thread with more records in flight than it has slots answers each
+    /// lookup with the right record, and copies at most once per
+    /// `LOOKUPS_PER_COPY` lookups instead of on every one.
+    #[test]
+    fn many_records_in_flight_are_not_copied_on_every_lookup() {
+        let keys: Vec<_> = (0..HOT_COPIES * 4).map(|_| new_key("acme", 1)).collect();
         let store = MemoryApiKeyStore::with_records(keys.iter().map(|(_, r)| r.clone())).unwrap();
-        let holds: Vec<_> = keys
-            .iter()
-            .map(|(k, _)| store.lookup_now(&k.digest()).unwrap().unwrap().unwrap())
-            .collect();
-        for round in 0..3 {
-            for ((key, record), held) in keys.iter().zip(&holds) {
-                let found = store.lookup_now(&key.digest()).unwrap().unwrap().unwrap();
-                assert_eq!(*found, *record, "round {round}");
-                assert!(!Arc::ptr_eq(&found, held));
+        let find = |key: &crate::api_key::MintedKey| {
+            store.lookup_now(&key.digest()).unwrap().unwrap().unwrap()
+        };
+        let held: Vec<_> = keys.iter().map(|(k, _)| find(k)).collect();
+        let mut copies: Vec<Arc<ApiKeyRecord>> = Vec::new();
+        let rounds = 2 * LOOKUPS_PER_COPY as usize / keys.len();
+        for _ in 0..rounds {
+            for ((key, record), held) in keys.iter().zip(&held) {
+                let found = find(key);
+                assert_eq!(*found, *record);
+                if !Arc::ptr_eq(&found, held) && !copies.iter().any(|c| Arc::ptr_eq(c, &found)) {
+                    copies.push(found);
+                }
             }
         }
+        let lookups = rounds * keys.len() + keys.len();
+        assert!(!copies.is_empty(), "the first held record is copied");
+        assert!(
+            copies.len() <= lookups / LOOKUPS_PER_COPY as usize + 1,
+            "{} copies in {lookups} lookups",
+            copies.len()
+        );
     }
 }

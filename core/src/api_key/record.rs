@@ -64,9 +64,16 @@ impl ApiKeyRecord {
     /// so that handing it out never writes to the original's counters.
     pub(crate) fn unshared(&self) -> Self {
         Self {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            prefix: self.prefix.clone(),
+            digest: self.digest,
             owner: Arc::from(&*self.owner),
             scopes: self.scopes.unshared(),
-            ..self.clone()
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            revoked_at: self.revoked_at,
+            last_used_at: self.last_used_at,
         }
     }
 }
