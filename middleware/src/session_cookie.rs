@@ -45,8 +45,9 @@ pub struct SessionCookie {
     ttl: Duration,
 }
 
-/// A request carried the session cookie more than once, or a `Cookie`
-/// header that is not text. Refused rather than guessing which one counts.
+/// A request carried the session cookie more than once, or a session
+/// cookie whose value is not text. Refused rather than guessing which one
+/// counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AmbiguousCookie;
 
@@ -107,43 +108,58 @@ impl SessionCookie {
     }
 
     /// The session cookie's value in the request's `Cookie` headers.
+    ///
+    /// Names are compared byte for byte after dropping only the blanks
+    /// RFC 6265 allows around a pair (SP and HTAB): a cookie whose name
+    /// merely looks like the session cookie's (say, behind a no-break
+    /// space) is someone else's cookie, never this one. Every pair with the
+    /// session cookie's name counts, whatever its value: a second one, even
+    /// one that is not text, makes the request ambiguous.
     pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AmbiguousCookie> {
-        let mut found = None;
-        let mut seen = false;
+        let name = self.name().as_bytes();
+        let mut found: Option<&'h [u8]> = None;
         for header in headers.get_all(COOKIE) {
             // Split on bytes: another application's cookie with a non-ASCII
             // value must not make every request unreadable (a lock-out any
             // sibling subdomain could plant).
             let mut rest = header.as_bytes();
             while !rest.is_empty() {
-                // memchr jumps to the separators; a byte-by-byte split costs
-                // several instructions per byte of a long session value.
                 let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
                 let pair = &rest[..end];
                 rest = rest.get(end + 1..).unwrap_or_default();
-                // `name=value`, both trimmed, as the cookie crate reads a
-                // pair; pairs that are not text or have no `=` are someone
-                // else's. Read by hand so that only the session cookie's
-                // value is decoded as text, not every other cookie's.
+                // `name=value`; pairs without `=` are someone else's.
                 let Some(eq) = memchr::memchr(b'=', pair) else {
                     continue;
                 };
-                let (name, value) = (&pair[..eq], &pair[eq + 1..]);
-                if !std::str::from_utf8(name).is_ok_and(|name| name.trim() == self.name()) {
+                if trim_blanks(&pair[..eq]) != name {
                     continue;
                 }
-                let Ok(value) = std::str::from_utf8(value) else {
-                    continue;
-                };
-                if seen {
+                if found.is_some() {
                     return Err(AmbiguousCookie);
                 }
-                seen = true;
-                found = Some(value.trim());
+                found = Some(trim_blanks(&pair[eq + 1..]));
             }
         }
-        Ok(found.filter(|value| !value.is_empty()))
+        match found {
+            None => Ok(None),
+            Some([]) => Ok(None),
+            Some(value) => std::str::from_utf8(value)
+                .map(Some)
+                .map_err(|_| AmbiguousCookie),
+        }
     }
+}
+
+/// `bytes` without the SP and HTAB RFC 6265 §5.2 strips around a cookie's
+/// name and value; no other character is whitespace here.
+fn trim_blanks(bytes: &[u8]) -> &[u8] {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
 }
 
 #[cfg(test)]
@@ -181,15 +197,15 @@ mod tests {
             c.find(&headers(&["a=1;  keystile_session = abc.def ;b"])),
             Ok(Some("abc.def"))
         );
-        // A pair without `=` is no cookie; a non-UTF-8 session value is
-        // skipped like any unreadable pair.
+        // A pair without `=` is no cookie; a session value that is not
+        // text cannot be read, and is refused rather than skipped.
         assert_eq!(c.find(&headers(&["keystile_session"])), Ok(None));
         let mut bad = HeaderMap::new();
         bad.append(
             COOKIE,
             http::HeaderValue::from_bytes(b"keystile_session=\xff\xfe; x=1").unwrap(),
         );
-        assert_eq!(c.find(&bad), Ok(None));
+        assert_eq!(c.find(&bad), Err(AmbiguousCookie));
         assert_eq!(c.find(&headers(&["keystile_session="])), Ok(None));
         assert_eq!(
             c.find(&headers(&["keystile_session=a", "keystile_session=b"])),
@@ -209,6 +225,49 @@ mod tests {
         assert_eq!(c.find(&odd), Ok(Some("abc.def")));
         // Over https only the __Host- name counts.
         assert_eq!(SessionCookie::https().find(&h), Ok(None));
+    }
+
+    fn raw(value: &[u8]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.append(COOKIE, http::HeaderValue::from_bytes(value).unwrap());
+        map
+    }
+
+    #[test]
+    fn names_match_byte_for_byte_after_sp_and_htab_only() {
+        let c = SessionCookie::http();
+        assert_eq!(
+            c.find(&raw(b"\tkeystile_session\t=\tabc\t")),
+            Ok(Some("abc"))
+        );
+        // Unicode whitespace (no-break space, ideographic space, line
+        // separator) is part of the name, and so is case.
+        for name in [
+            &b"\xc2\xa0keystile_session"[..],
+            b"keystile_session\xc2\xa0",
+            b"\xe3\x80\x80keystile_session",
+            b"\xe2\x80\xa8keystile_session",
+            b"KEYSTILE_SESSION",
+        ] {
+            let mut value = name.to_vec();
+            value.extend_from_slice(b"=abc");
+            assert_eq!(c.find(&raw(&value)), Ok(None), "{name:?}");
+            // ... and so not a duplicate of the real one.
+            value.extend_from_slice(b"; keystile_session=real");
+            assert_eq!(c.find(&raw(&value)), Ok(Some("real")), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_duplicate_that_is_not_text_is_still_a_duplicate() {
+        let c = SessionCookie::http();
+        for value in [
+            &b"keystile_session=\xff\xfe; keystile_session=abc"[..],
+            b"keystile_session=abc; keystile_session=\xff\xfe",
+            b"keystile_session=; keystile_session=abc",
+        ] {
+            assert_eq!(c.find(&raw(value)), Err(AmbiguousCookie), "{value:?}");
+        }
     }
 
     #[test]
