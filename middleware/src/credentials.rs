@@ -1,8 +1,10 @@
 //! Reading credentials from request headers: the one Authorization parser.
 //!
 //! - `Authorization: Bearer <token>`: the scheme word is case-insensitive
-//!   (RFC 6750 §2.1); the token follows one or more spaces.
-//! - `X-API-Key: <key>` is read only when no Bearer credential is present.
+//!   (RFC 6750 §2.1); the token follows one or more spaces or tabs.
+//! - `X-API-Key: <key>` is read only when `Authorization` does not name the
+//!   Bearer scheme: a bad or empty Bearer credential is never overruled by
+//!   a second header.
 //! - Empty values count as absent; an `Authorization` header with another
 //!   scheme (e.g. `Basic`) is not a Bearer credential.
 //! - A value that is not visible ASCII, has whitespace inside the token, or a
@@ -41,6 +43,44 @@ impl std::error::Error for MalformedHeader {}
 
 /// The Bearer token in `Authorization`, if there is one.
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
+    Ok(bearer_credential(headers)?.flatten())
+}
+
+/// The API key: the Bearer token if `Authorization` names the Bearer
+/// scheme, else `X-API-Key`.
+///
+/// An `Authorization: Bearer` header decides on its own, even when its
+/// token is empty: a second credential header never overrules it.
+pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
+    if let Some(token) = bearer_credential(headers)? {
+        return Ok(token);
+    }
+    let Some(value) = single(headers, &X_API_KEY)? else {
+        return Ok(None);
+    };
+    if is_token(value.as_bytes()) {
+        return std::str::from_utf8(value.as_bytes())
+            .map(Some)
+            .map_err(|_| MalformedHeader);
+    }
+    let key = trim_blanks(visible_ascii(value)?);
+    if key.is_empty() {
+        return Ok(None);
+    }
+    if has_blank(key) {
+        return Err(MalformedHeader);
+    }
+    Ok(Some(key))
+}
+
+/// `Authorization` read as `Bearer <token>`: `None` when the header is
+/// absent or names another scheme, `Some(None)` when it names the Bearer
+/// scheme with no token.
+///
+/// The scheme and the token are separated by SP or HTAB (RFC 9110 §11.4:
+/// `credentials = auth-scheme [ 1*SP token68 ]`, and the OWS hyper leaves
+/// inside a field value may be either).
+fn bearer_credential(headers: &HeaderMap) -> Result<Option<Option<&str>>, MalformedHeader> {
     let Some(value) = single(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
@@ -53,45 +93,28 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader
         && is_token(token)
     {
         return std::str::from_utf8(token)
-            .map(Some)
+            .map(|token| Some(Some(token)))
             .map_err(|_| MalformedHeader);
     }
     let value = visible_ascii(value)?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
-    let token = rest.trim_matches(' ');
+    let token = trim_blanks(rest);
     if token.is_empty() {
-        return Ok(None);
+        return Ok(Some(None));
     }
     if has_blank(token) {
         return Err(MalformedHeader);
     }
-    Ok(Some(token))
+    Ok(Some(Some(token)))
 }
 
-/// The API key: the Bearer token if present, else `X-API-Key`.
-pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
-    if let Some(token) = bearer_token(headers)? {
-        return Ok(Some(token));
-    }
-    let Some(value) = single(headers, &X_API_KEY)? else {
-        return Ok(None);
-    };
-    if is_token(value.as_bytes()) {
-        return std::str::from_utf8(value.as_bytes())
-            .map(Some)
-            .map_err(|_| MalformedHeader);
-    }
-    let key = visible_ascii(value)?.trim_matches(' ');
-    if key.is_empty() {
-        return Ok(None);
-    }
-    if has_blank(key) {
-        return Err(MalformedHeader);
-    }
-    Ok(Some(key))
+/// `text` without leading and trailing SP and HTAB (never any other
+/// whitespace: `str::trim` would also strip Unicode spaces).
+fn trim_blanks(text: &str) -> &str {
+    text.trim_matches([' ', '\t'])
 }
 
 fn single<'a>(
@@ -201,6 +224,14 @@ mod tests {
         }
         let tab = headers(&[("authorization", b"Bearer ab\tcd")]);
         assert_eq!(bearer_token(&tab), Err(MalformedHeader));
+        for value in [
+            format!("Bearer\t{jwt}"),
+            format!("bearer \t {jwt}\t"),
+            format!("BEARER\t\t{jwt}"),
+        ] {
+            let h = headers(&[("authorization", value.as_bytes())]);
+            assert_eq!(bearer_token(&h), Ok(Some(jwt)), "{value:?}");
+        }
         let key = headers(&[("x-api-key", b"sk_live_abc")]);
         assert_eq!(api_key(&key), Ok(Some("sk_live_abc")));
     }
@@ -255,6 +286,16 @@ mod tests {
         assert_eq!(api_key(&only_x), Ok(Some("two")));
         let basic = headers(&[("authorization", b"Basic YTpi"), ("x-api-key", b"two")]);
         assert_eq!(api_key(&basic), Ok(Some("two")));
+        // A Bearer credential decides even when its token is empty or
+        // separated by a tab.
+        let tab = headers(&[("authorization", b"Bearer\tone"), ("x-api-key", b"two")]);
+        assert_eq!(api_key(&tab), Ok(Some("one")));
+        for empty in [&b"Bearer"[..], b"Bearer ", b"bearer\t"] {
+            let h = headers(&[("authorization", empty), ("x-api-key", b"two")]);
+            assert_eq!(api_key(&h), Ok(None), "{empty:?}");
+        }
+        let bad = headers(&[("authorization", b"Bearer a b"), ("x-api-key", b"two")]);
+        assert_eq!(api_key(&bad), Err(MalformedHeader));
     }
 
     #[test]
