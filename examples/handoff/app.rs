@@ -25,7 +25,9 @@ use keystile::clock::{SharedClock, SystemClock};
 use keystile::extract::Session;
 use keystile::handoff::{Handoff, HandoffCodec, HandoffIssuer, Scheme, TenantOrigin};
 use keystile::keys::Keyring;
-use keystile::layers::{HandoffLayer, HostTenant, SessionCookie, SessionLayer, TenantResolver};
+use keystile::layers::{
+    HandoffLayer, HostTenant, SessionCookie, SessionLayer, TenantResolver, request_authority,
+};
 use keystile::replay::{MemoryReplayStore, SharedReplayStore};
 use tower::ServiceExt as _;
 
@@ -72,32 +74,30 @@ pub fn app(config: AppConfig) -> Router {
     let console = console(&config);
     let admin = tenant_admin(&config, tenants.clone());
     let dispatch = tower::service_fn(move |request: Request| {
-        let tenant = tenants.resolve(&request);
-        let target = match tenant.as_deref() {
-            Some(tenant) if TENANTS.contains(&tenant) => Some(admin.clone()),
-            Some(_) => None,
-            None if is_console_host(&request) => Some(console.clone()),
-            None => None,
+        // The host is read once, the way the keystile layers read it: two
+        // `Host` headers, or a target authority that disagrees with `Host`,
+        // is a bad request here too, not a guess at which one counts.
+        let target = match request_authority(&request) {
+            Err(_) => Err((StatusCode::BAD_REQUEST, "ambiguous host")),
+            Ok(authority) => match tenants.resolve(&request).as_deref() {
+                Some(tenant) if TENANTS.contains(&tenant) => Ok(admin.clone()),
+                Some(_) => Err((StatusCode::NOT_FOUND, "unknown host")),
+                None if authority.is_some_and(is_console_host) => Ok(console.clone()),
+                None => Err((StatusCode::NOT_FOUND, "unknown host")),
+            },
         };
         async move {
             match target {
-                Some(router) => router.oneshot(request).await,
-                None => {
-                    Ok::<_, Infallible>((StatusCode::NOT_FOUND, "unknown host").into_response())
-                }
+                Ok(router) => router.oneshot(request).await,
+                Err(refusal) => Ok::<_, Infallible>(refusal.into_response()),
             }
         }
     });
     Router::new().fallback_service(dispatch)
 }
 
-fn is_console_host(request: &Request) -> bool {
-    request
-        .headers()
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .and_then(keystile::dns::host_and_port)
-        .is_some_and(|(host, _)| host == PARENT_DOMAIN)
+fn is_console_host(authority: &str) -> bool {
+    keystile::dns::host_and_port(authority).is_some_and(|(host, _)| host == PARENT_DOMAIN)
 }
 
 fn console(config: &AppConfig) -> Router {

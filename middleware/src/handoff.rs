@@ -27,7 +27,7 @@
 //!
 //! | status | reason | when |
 //! |--------|--------|------|
-//! | 400 | `malformed` | no token, bad encoding, duplicate parameters, landing path not same-origin |
+//! | 400 | `malformed` | no token, bad encoding, duplicate parameters, landing path not same-origin, a host named ambiguously (two `Host` headers, or a target authority that is not `Host`'s) |
 //! | 401 | `invalid_credentials` | bad signature, unknown key, token for another purpose |
 //! | 401 | `expired` / `not_yet_valid` | outside the token's lifetime |
 //! | 401 | `wrong_audience` | token for another tenant, or a host that names no tenant |
@@ -97,7 +97,7 @@ use zeroize::Zeroizing;
 
 use crate::response::rejection_response;
 use crate::session_cookie::SessionCookie;
-use crate::tenant::{SharedTenantResolver, TenantResolver};
+use crate::tenant::{SharedTenantResolver, TenantResolver, request_authority};
 
 /// The name rejections and events carry.
 const SOURCE: &str = "HandoffLayer";
@@ -318,6 +318,8 @@ impl Config {
                 .with_status(StatusCode::METHOD_NOT_ALLOWED));
         }
         let (token, landing) = self.read_query(request)?;
+        request_authority(request)
+            .map_err(|_| malformed("the request names its host ambiguously"))?;
         let tenant = self.tenant.resolve(request).ok_or_else(|| {
             Rejection::new(Reason::WrongAudience, SOURCE)
                 .with_detail("the request's host names no tenant")

@@ -30,4 +30,4 @@ pub use scope::RequireScopeLayer;
 pub use session::SessionLayer;
 pub use session_cookie::SessionCookie;
 pub use session_version::SessionVersionLayer;
-pub use tenant::{HostTenant, TenantResolver};
+pub use tenant::{AmbiguousHost, HostTenant, TenantResolver, request_authority};

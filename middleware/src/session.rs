@@ -15,6 +15,7 @@
 //! | valid cookie | passes with the principal | passes with the principal |
 //! | bad signature / expired / other tenant / host names no tenant | 401 | 401 |
 //! | the cookie twice | 401 `malformed` | 401 `malformed` |
+//! | a cookie, and the host named ambiguously (two `Host` headers, or a target authority that is not `Host`'s) | 400 `malformed` | 400 `malformed` |
 //!
 //! A presented cookie that fails is refused in both modes: the request
 //! claimed an identity it cannot prove. Rejections are problem+json from the
@@ -50,7 +51,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::response::Response;
 use futures_util::future::{Either, Ready, ready};
-use http::Request;
+use http::{Request, StatusCode};
 use keystile_core::clock::SharedClock;
 use keystile_core::identity::Principal;
 use keystile_core::keys::Keyring;
@@ -62,7 +63,7 @@ use tower_service::Service;
 use crate::layers_seen::{AuthLayer, LayersSeen};
 use crate::response::rejection_response;
 use crate::session_cookie::SessionCookie;
-use crate::tenant::{SharedTenantResolver, TenantResolver};
+use crate::tenant::{SharedTenantResolver, TenantResolver, request_authority};
 
 const SOURCE: &str = "SessionLayer";
 
@@ -206,6 +207,11 @@ impl Config {
                 Err(Rejection::new(Reason::MissingCredentials, SOURCE))
             };
         };
+        request_authority(request).map_err(|_| {
+            Rejection::new(Reason::Malformed, SOURCE)
+                .with_status(StatusCode::BAD_REQUEST)
+                .with_detail("the request names its host ambiguously")
+        })?;
         let tenant = self.tenant.resolve(request).ok_or_else(|| {
             Rejection::new(Reason::WrongAudience, SOURCE)
                 .with_detail("the request's host names no tenant")

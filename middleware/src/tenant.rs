@@ -60,12 +60,14 @@ pub struct InvalidParentDomain;
 /// The tenant is the single label in front of a parent domain in the
 /// request's host.
 ///
-/// The host is read from the `Host` header (HTTP/1.1), else from the URI's
-/// authority (HTTP/2). The port is ignored; the comparison is
-/// case-insensitive and the tenant is returned in lowercase. Refused
-/// (`None`): a missing, repeated or non-ASCII `Host`, a host that is not a
-/// DNS name, the parent domain itself, and hosts with more than one label
-/// in front of the parent (`a.b.example.test`).
+/// The host is the one [`request_authority`] reads: the target's
+/// authority when the request line is in absolute form or HTTP/2 sent
+/// `:authority`, else the `Host` header. The port is ignored; the
+/// comparison is case-insensitive and the tenant is returned in lowercase.
+/// Refused (`None`): a missing, repeated or non-ASCII `Host`, a target
+/// whose authority disagrees with `Host`, a host that is not a DNS name,
+/// the parent domain itself, and hosts with more than one label in front
+/// of the parent (`a.b.example.test`).
 #[derive(Clone)]
 pub struct HostTenant {
     /// `.{parent}`, lowercase, so a suffix check is one comparison.
@@ -113,13 +115,56 @@ impl HostTenant {
 
 impl TenantResolver for HostTenant {
     fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>> {
-        let mut hosts = request.headers().get_all(HOST).iter();
-        let authority = match (hosts.next(), hosts.next()) {
-            (Some(host), None) => host.to_str().ok()?,
-            (None, _) => request.uri().authority()?.as_str(),
-            (Some(_), Some(_)) => return None,
-        };
-        self.tenant_of(authority)
+        self.tenant_of(request_authority(request).ok()??)
+    }
+}
+
+/// The request names its host more than one way, or unreadably: two `Host`
+/// headers, a `Host` that is not visible ASCII, a target with user
+/// information (`user@host`), or an absolute-form target (or HTTP/2
+/// `:authority`) whose authority is not the `Host` header's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request names its host ambiguously")]
+pub struct AmbiguousHost;
+
+/// The `host[:port]` a request is for: the authority of its target when the
+/// request line is in absolute form (`GET http://acme.example.test/ …`) or
+/// HTTP/2 sent `:authority` — RFC 9112 §3.2.2 makes that authority win over
+/// `Host` — else its single `Host` header. `Ok(None)` when it names none.
+///
+/// A request that names two different hosts is refused rather than read
+/// either way: a proxy or cache in front may have acted on the other one.
+/// `HandoffLayer` and `SessionLayer` answer such a request 400, whatever
+/// their [`TenantResolver`].
+///
+/// ```
+/// use keystile_middleware::tenant::{AmbiguousHost, request_authority};
+///
+/// let plain = http::Request::get("/").header("host", "acme.localhost:3000").body(()).unwrap();
+/// assert_eq!(request_authority(&plain), Ok(Some("acme.localhost:3000")));
+///
+/// let absolute = http::Request::get("http://globex.localhost/x")
+///     .header("host", "acme.localhost")
+///     .body(())
+///     .unwrap();
+/// assert_eq!(request_authority(&absolute), Err(AmbiguousHost));
+/// ```
+pub fn request_authority<B>(request: &Request<B>) -> Result<Option<&str>, AmbiguousHost> {
+    let mut hosts = request.headers().get_all(HOST).iter();
+    let host = match (hosts.next(), hosts.next()) {
+        (None, _) => None,
+        (Some(host), None) => Some(host.to_str().map_err(|_| AmbiguousHost)?),
+        (Some(_), Some(_)) => return Err(AmbiguousHost),
+    };
+    let Some(target) = request.uri().authority().map(|a| a.as_str()) else {
+        return Ok(host);
+    };
+    if target.contains('@') {
+        return Err(AmbiguousHost);
+    }
+    match host {
+        Some(host) if !host.eq_ignore_ascii_case(target) => Err(AmbiguousHost),
+        _ => Ok(Some(target)),
     }
 }
 
@@ -268,6 +313,43 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(r.resolve(&request).as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn an_absolute_form_target_wins_and_must_agree_with_host() {
+        let r = HostTenant::under("localhost").unwrap();
+        let request = |target: &str, host: Option<&str>| {
+            let mut builder = Request::get(target);
+            if let Some(host) = host {
+                builder = builder.header(HOST, host);
+            }
+            builder.body(Body::empty()).unwrap()
+        };
+        let agree = request("http://acme.localhost:3000/x", Some("ACME.localhost:3000"));
+        assert_eq!(r.resolve(&agree).as_deref(), Some("acme"));
+        for (target, host) in [
+            ("http://globex.localhost/x", Some("acme.localhost")),
+            ("http://acme.localhost:3000/x", Some("acme.localhost")),
+            ("http://acme.localhost/x", Some("acme.localhost:80")),
+            ("http://user@acme.localhost/x", Some("acme.localhost")),
+            ("http://user@acme.localhost/x", None),
+        ] {
+            let request = request(target, host);
+            assert_eq!(
+                request_authority(&request),
+                Err(AmbiguousHost),
+                "{target} {host:?}"
+            );
+            assert_eq!(r.resolve(&request), None, "{target} {host:?}");
+        }
+        let mut twice = request("/", Some("acme.localhost"));
+        twice
+            .headers_mut()
+            .append(HOST, "acme.localhost".parse().unwrap());
+        assert_eq!(request_authority(&twice), Err(AmbiguousHost));
+        let binary = with_host(b"acme.localhost\xff");
+        assert_eq!(request_authority(&binary), Err(AmbiguousHost));
+        assert_eq!(request_authority(&request("/", None)), Ok(None));
     }
 
     #[test]
