@@ -8,6 +8,7 @@
 //!   demo: a real provider authenticates the user first.)
 //! - `POST /idp/refresh` `{"refresh_token"}` → a new pair. A refresh token
 //!   works once; one minted before a break-glass is refused.
+//! - Both answer with `Cache-Control: no-store` (RFC 6749 §5.1), errors too.
 //! - `GET /idp/userinfo` (Bearer) → `{"sub","session_version"}`: the CURRENT
 //!   version for any validly signed token, stale or not — that is how the
 //!   resource server learns a token is stale.
@@ -26,7 +27,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::header::{CACHE_CONTROL, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -261,10 +263,21 @@ pub fn app(config: AppConfig) -> Result<Router, String> {
     let provider = Router::new()
         .route("/idp/token", post(token))
         .route("/idp/refresh", post(refresh))
+        // Every answer of the token endpoints, tokens and errors alike.
+        .route_layer(axum::middleware::map_response(no_store))
         .route("/idp/userinfo", get(userinfo_endpoint))
         .route("/idp/break-glass/{sub}", post(break_glass))
         .with_state(idp);
     Ok(resource.merge(provider))
+}
+
+/// RFC 6749 §5.1: a response carrying tokens must not be stored by any
+/// cache (`Pragma` for HTTP/1.0 caches).
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 async fn me(VerifiedClaims(claims): VerifiedClaims) -> Json<Value> {
