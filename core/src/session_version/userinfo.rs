@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::ACCEPT;
-use reqwest::{Client, Url, redirect};
+use reqwest::{Client, Proxy, Url, redirect};
 
 use super::{FetchError, FetchRequest, SessionVersionFetcher};
 
@@ -26,6 +26,10 @@ const MAX_BODY: usize = 64 * 1024;
 /// (default 2 s), answers non-2xx (redirects are not followed), or answers
 /// something other than a JSON object with a non-negative integer version.
 /// When the answer carries a `sub`, it must be the token's subject.
+///
+/// Proxies named by the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
+/// `ALL_PROXY`) are ignored, since every call carries a caller's token; set
+/// one explicitly with [`with_proxy`](Self::with_proxy).
 ///
 /// ```
 /// use std::time::Duration;
@@ -63,12 +67,7 @@ impl UserinfoFetcher {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(UserinfoConfigError::InvalidUrl);
         }
-        // A redirect could carry the caller's token somewhere unexpected; a
-        // userinfo endpoint has no reason to redirect.
-        let client = Client::builder()
-            .redirect(redirect::Policy::none())
-            .build()
-            .map_err(UserinfoConfigError::Client)?;
+        let client = credential_client(None)?;
         Ok(Self {
             client,
             url,
@@ -77,7 +76,19 @@ impl UserinfoFetcher {
         })
     }
 
-    /// Uses `client` (e.g. with custom roots). Keep redirects disabled on it.
+    /// Sends every call through `proxy`. Without it no proxy is used, not
+    /// even one named by `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY`: each
+    /// call carries a caller's bearer token, which must not go to whatever
+    /// proxy the process environment happens to name.
+    pub fn with_proxy(mut self, proxy: Proxy) -> Result<Self, UserinfoConfigError> {
+        self.client = credential_client(Some(proxy))?;
+        Ok(self)
+    }
+
+    /// Uses `client` (e.g. with custom roots). Build it as this fetcher
+    /// does: redirects off (`redirect::Policy::none()`) and environment
+    /// proxies off (`no_proxy()`), or it may hand the caller's token to a
+    /// redirect target or an environment proxy.
     pub fn with_client(mut self, client: Client) -> Self {
         self.client = client;
         self
@@ -162,6 +173,18 @@ impl SessionVersionFetcher for UserinfoFetcher {
         }
         self.version_from(&body, request.subject)
     }
+}
+
+/// The client for calls that carry a credential: no redirects (a redirect
+/// could carry the token somewhere unexpected; a userinfo endpoint has no
+/// reason to redirect) and no proxy but the one configured explicitly.
+fn credential_client(proxy: Option<Proxy>) -> Result<Client, UserinfoConfigError> {
+    let builder = Client::builder().redirect(redirect::Policy::none());
+    let builder = match proxy {
+        Some(proxy) => builder.proxy(proxy),
+        None => builder.no_proxy(),
+    };
+    builder.build().map_err(UserinfoConfigError::Client)
 }
 
 fn transport(error: reqwest::Error) -> FetchError {
