@@ -16,6 +16,11 @@
 //!   for any other keystile artifact under the same secret. Secrets shared
 //!   with an external HS256 issuer are added as they are with
 //!   [`JwtVerifierBuilder::hs256_secret`].
+//! - A verifier trusts at most ONE issuer, and every key it holds is that
+//!   issuer's: a key can never sign for another issuer. Tokens from several
+//!   issuers are verified by one [`JwtVerifier`] per issuer, combined in
+//!   [`JwtIssuers`](crate::bearer::JwtIssuers), which picks the verifier by
+//!   the token's `iss` before any key is looked at.
 //! - Issuer and audience are enforced whenever configured: a token WITHOUT
 //!   `iss`/`aud` is refused then too (jsonwebtoken only checks claims that are
 //!   present unless they are also marked required — keystile marks them).
@@ -140,6 +145,19 @@ pub enum JwtConfigError {
     /// a missing `kid`, an algorithm other than RS256/ES256/EdDSA).
     #[error("unsupported JWK: {0}")]
     UnsupportedJwk(&'static str),
+    /// One verifier was given two different issuers. Its keys would sign
+    /// for both; give each issuer a verifier of its own and combine them in
+    /// `JwtIssuers`.
+    #[error(
+        "a JWT verifier trusts one issuer: build one verifier per issuer and combine them in JwtIssuers"
+    )]
+    SeveralIssuers,
+    /// A verifier given to `JwtIssuers` has no issuer configured.
+    #[error("each verifier in JwtIssuers needs its issuer configured")]
+    NoIssuer,
+    /// Two verifiers given to `JwtIssuers` trust the same issuer.
+    #[error("two verifiers trust the issuer {0:?}")]
+    DuplicateIssuer(String),
 }
 
 struct VerifyKey {
@@ -174,7 +192,7 @@ struct OwnHs256Key {
 struct Inner {
     keys: Keys,
     own_hs256: Vec<OwnHs256Key>,
-    issuers: Vec<String>,
+    issuer: Option<String>,
     audiences: Vec<String>,
     leeway: u64,
     clock: SharedClock,
@@ -288,8 +306,8 @@ impl JwtVerifier {
     ///   no claim before the signature);
     /// - with the signature verified, the payload checks are jsonwebtoken's,
     ///   narrowed: `exp` a whole number, `sub` absent or a string, `nbf`
-    ///   absent or a whole number, `iss` a string among the configured
-    ///   issuers, `aud` a string or list naming a configured audience
+    ///   absent or a whole number, `iss` the configured issuer
+    ///   (a string), `aud` a string or list naming a configured audience
     ///   (absent when none is configured), none of the claims jsonwebtoken
     ///   reads repeated. Such a payload passes jsonwebtoken, which hands the
     ///   same claims to the same [`finish`](Self::finish).
@@ -310,8 +328,10 @@ impl JwtVerifier {
         // payload for some shapes of them (a list, an object).
         let sub_ok = matches!(payload.sub, None | Some(Value::String(_)));
         let nbf_ok = payload.extra.get("nbf").is_none_or(Value::is_u64);
-        let issuer_ok = inner.issuers.is_empty()
-            || matches!(&payload.iss, Some(Value::String(iss)) if inner.issuers.contains(iss));
+        let issuer_ok = match &inner.issuer {
+            None => true,
+            Some(want) => matches!(&payload.iss, Some(Value::String(iss)) if iss == want),
+        };
         let names_audience = |aud: &str| inner.audiences.iter().any(|a| a == aud);
         let audience_ok = match &payload.aud {
             None => inner.audiences.is_empty(),
@@ -384,9 +404,14 @@ impl JwtVerifier {
         self.inner.leeway
     }
 
-    /// The configured issuers.
-    pub fn issuers(&self) -> &[String] {
-        &self.inner.issuers
+    /// The one issuer whose tokens this verifier accepts, if one is
+    /// configured.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+
+    pub(crate) fn max_len(&self) -> usize {
+        self.inner.max_len
     }
 
     /// The configured audiences.
@@ -465,7 +490,7 @@ impl fmt::Debug for JwtVerifier {
         kids.sort();
         f.debug_struct("JwtVerifier")
             .field("kids", &kids)
-            .field("issuers", &self.inner.issuers)
+            .field("issuer", &self.inner.issuer)
             .field("audiences", &self.inner.audiences)
             .field("leeway", &self.inner.leeway)
             .finish_non_exhaustive()
@@ -577,8 +602,12 @@ impl JwtVerifierBuilder {
         Ok(self)
     }
 
-    /// Accepts only tokens whose `iss` is `issuer` (call again to accept
-    /// several). Tokens without `iss` are then refused.
+    /// Accepts only tokens whose `iss` is `issuer`; tokens without `iss`
+    /// are then refused. Every key of this verifier is that issuer's, so a
+    /// verifier has one issuer: [`build`](Self::build) refuses a second,
+    /// different one ([`JwtConfigError::SeveralIssuers`]). Verify several
+    /// issuers' tokens with one verifier each, combined in
+    /// [`JwtIssuers`](crate::bearer::JwtIssuers).
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
         self
@@ -610,15 +639,22 @@ impl JwtVerifierBuilder {
         self
     }
 
-    /// The verifier; fails without keys or with two keys sharing a `kid`.
-    pub fn build(self) -> Result<JwtVerifier, JwtConfigError> {
+    /// The verifier; fails without keys, with two keys sharing a `kid`, or
+    /// with two different issuers.
+    pub fn build(mut self) -> Result<JwtVerifier, JwtConfigError> {
         if self.keys.is_empty() {
             return Err(JwtConfigError::NoKeys);
         }
+        self.issuers.sort();
+        self.issuers.dedup();
+        if self.issuers.len() > 1 {
+            return Err(JwtConfigError::SeveralIssuers);
+        }
+        let issuer = self.issuers.pop();
         let mut keys = HashMap::with_capacity(self.keys.len());
         let mut own_hs256 = Vec::new();
         for (kid, key, algorithm) in self.keys {
-            let validation = validation(algorithm, &self.issuers, &self.audiences);
+            let validation = validation(algorithm, issuer.as_deref(), &self.audiences);
             if keys.contains_key(&kid) {
                 return Err(JwtConfigError::DuplicateKeyId(kid));
             }
@@ -644,7 +680,7 @@ impl JwtVerifierBuilder {
             inner: Arc::new(Inner {
                 keys,
                 own_hs256,
-                issuers: self.issuers,
+                issuer,
                 audiences: self.audiences,
                 leeway: self.leeway.as_secs(),
                 clock: self.clock,
@@ -657,14 +693,14 @@ impl JwtVerifierBuilder {
 /// jsonwebtoken's checks for one key: its single algorithm, issuer and
 /// audience REQUIRED when configured (jsonwebtoken#493), time checks off
 /// (done against the injected clock instead).
-fn validation(algorithm: Algorithm, issuers: &[String], audiences: &[String]) -> Validation {
+fn validation(algorithm: Algorithm, issuer: Option<&str>, audiences: &[String]) -> Validation {
     let mut validation = Validation::new(algorithm);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.leeway = 0;
     let mut required = vec!["exp"];
-    if !issuers.is_empty() {
-        validation.set_issuer(issuers);
+    if let Some(issuer) = issuer {
+        validation.set_issuer(&[issuer]);
         required.push("iss");
     }
     if !audiences.is_empty() {

@@ -12,7 +12,9 @@
 //! - [`JwtVerifier`] (feature `jwt`): HS256 from the keyring by `kid`,
 //!   RS256/ES256/EdDSA from configured public keys; issuer and audience
 //!   enforced when configured; `alg: none`, algorithm confusion and
-//!   unknown `kid`s refused; time from the injected clock.
+//!   unknown `kid`s refused; time from the injected clock. One verifier
+//!   trusts one issuer; [`JwtIssuers`] combines several, each with its own
+//!   keys.
 //! - [`TokenLifecycle`] (feature `jwt`): issue an access/refresh pair,
 //!   refresh exactly once (the old `jti` is burned in a
 //!   [`ReplayStore`](crate::replay::ReplayStore)), revoke onto a
@@ -35,6 +37,8 @@
 
 mod claims;
 #[cfg(feature = "jwt")]
+pub mod issuers;
+#[cfg(feature = "jwt")]
 pub mod jwt;
 #[cfg(feature = "jwt")]
 pub mod lifecycle;
@@ -42,6 +46,8 @@ pub mod revocation;
 mod verifier;
 
 pub use claims::{BearerToken, Claims, ClaimsError};
+#[cfg(feature = "jwt")]
+pub use issuers::JwtIssuers;
 #[cfg(feature = "jwt")]
 pub use jwt::{JwtAlgorithm, JwtConfigError, JwtVerifier, JwtVerifierBuilder};
 #[cfg(feature = "jwt")]
