@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use api_key_support::{NOW, TestSchema, app, client, mint, serve};
 use keystile::api_key::{
-    ApiKeyStore, CreateError, KeyDigest, LastUse, PostgresApiKeyStore, postgres::MIGRATOR,
+    ApiKeyStore, CreateError, KeyDigest, LastUse, PostgresApiKeyStore, postgres::migrator,
 };
 use keystile::clock::ManualClock;
 use keystile::store::StoreError;
@@ -57,7 +57,7 @@ async fn unreachable_database_from_the_start_is_503() {
 #[tokio::test]
 async fn migrations_are_idempotent_and_digest_is_unique() {
     let schema = TestSchema::create("apikey_schema").await;
-    MIGRATOR.run(&schema.pool).await.unwrap();
+    migrator().run(&schema.pool).await.unwrap();
     let clock = ManualClock::at_unix(NOW);
     let store = schema.store(&clock);
     let (_, record) = mint(&store, "a", None).await;

@@ -181,7 +181,7 @@ impl TestSchema {
         let admin = PgPool::connect(&database_url())
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL at {} unreachable: {e}", database_url()));
-        sqlx::query(&format!("CREATE SCHEMA {name}"))
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
             .execute(&admin)
             .await
             .unwrap();
@@ -228,9 +228,11 @@ impl Drop for TestSchema {
                 .unwrap();
             rt.block_on(async {
                 if let Ok(admin) = PgPool::connect(&database_url()).await {
-                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                        .execute(&admin)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP SCHEMA IF EXISTS {name} CASCADE"
+                    )))
+                    .execute(&admin)
+                    .await;
                     admin.close().await;
                 }
             });

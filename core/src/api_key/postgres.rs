@@ -4,9 +4,13 @@
 //! What you rely on:
 //!
 //! - One table, `keystile_api_keys`, created by the migrations shipped in
-//!   this crate ([`MIGRATOR`]); run them with [`PostgresApiKeyStore::migrate`]
-//!   or fold [`MIGRATOR`] into your own migration step. They go into the
-//!   first schema on the connection's `search_path`.
+//!   this crate ([`migrator`]); run them with [`PostgresApiKeyStore::migrate`].
+//!   They go into the first schema on the connection's `search_path`.
+//! - keystile records its migrations in a table of its own,
+//!   [`MIGRATIONS_TABLE`], never in sqlx's `_sqlx_migrations`: an
+//!   application's own `sqlx::migrate!()` set and keystile's run against one
+//!   database in either order, and neither sees the other's versions as
+//!   missing.
 //! - The digest column (32 raw bytes) is the unique index every lookup uses.
 //!   Expired and revoked keys are filtered out in SQL against the injected
 //!   clock, so they look exactly like unknown keys.
@@ -48,8 +52,27 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::scopes::Scopes;
 use crate::store::StoreError;
 
-/// The migrations that create keystile's API key table.
-pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// The table keystile's migrations are recorded in (in the first schema of
+/// the connection's `search_path`).
+pub const MIGRATIONS_TABLE: &str = "_keystile_migrations";
+
+/// The shipped migration files, as sqlx embeds them.
+static MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+/// The migrations that create keystile's API key table, recorded in
+/// [`MIGRATIONS_TABLE`] so they coexist with the application's own sqlx
+/// migrations. [`PostgresApiKeyStore::migrate`] runs them.
+///
+/// Upgrading from a keystile that recorded its migration in
+/// `_sqlx_migrations`: run this once (it re-applies nothing, every
+/// statement is `IF NOT EXISTS`), then remove keystile's row from the
+/// application's table: `DELETE FROM _sqlx_migrations WHERE version =
+/// 20250601000000`.
+pub fn migrator() -> Migrator {
+    let mut migrator = Migrator::with_migrations(MIGRATIONS.iter().cloned().collect());
+    migrator.dangerous_set_table_name(MIGRATIONS_TABLE);
+    migrator
+}
 
 /// Default bound on every store call.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -126,9 +149,12 @@ impl PostgresApiKeyStore {
         &self.pool
     }
 
-    /// Runs the shipped migrations (idempotent).
+    /// Runs the shipped migrations ([`migrator`]; idempotent).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(StoreError::backend)
+        migrator()
+            .run(&self.pool)
+            .await
+            .map_err(StoreError::backend)
     }
 
     async fn bounded<T>(
