@@ -14,9 +14,11 @@
 //!   retrying a dead key does not hammer the database. The negative cache has
 //!   its own entry bound, so a flood of invented (checksum-valid) keys can
 //!   neither exhaust memory nor evict known keys.
-//! - **Bounded memory.** At most `capacity` known and `negative_capacity`
-//!   unknown digests are held; when full, expired entries go first, then
-//!   arbitrary ones.
+//! - **Bounded memory, constant cost.** At most `capacity` known and
+//!   `negative_capacity` unknown digests are held. When full, a new digest
+//!   makes room in constant time ([`quick_cache`]'s eviction, which keeps
+//!   digests that are looked up again), so a flood of invented keys costs
+//!   each request the same small amount however full the cache is.
 //! - **Failures are not cached:** a backend error passes through (→ 503) and
 //!   the next request asks again.
 //! - Time is the injected clock, so tests move a
@@ -33,13 +35,13 @@
 //! assert_eq!(store.max_staleness(), Duration::from_secs(10));
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use quick_cache::sync::Cache;
 
 use super::digest::KeyDigest;
 use super::record::ApiKeyRecord;
@@ -57,31 +59,65 @@ pub const DEFAULT_CAPACITY: usize = 10_000;
 /// Default bound on cached unknown digests.
 pub const DEFAULT_NEGATIVE_CAPACITY: usize = 10_000;
 
-const SHARDS: usize = 16;
-
 /// A bounded, time-limited cache in front of another [`ApiKeyStore`].
 pub struct CachedApiKeyStore<S> {
     inner: S,
     clock: SharedClock,
     max_staleness_ms: u64,
     negative_ttl_ms: u64,
-    per_shard: usize,
-    negative_per_shard: usize,
-    // Sharded by digest (uniformly random), so readers of different keys
-    // rarely share a lock and writers block only 1/16 of the readers.
-    shards: Box<[RwLock<Shard>]>,
-    // Bumped by every revoke and invalidation. A lookup caches what the
+    known: Bounded<Arc<ApiKeyRecord>>,
+    unknown: Bounded<()>,
+    // Bumped by every revoke and invalidation. A lookup keeps what the
     // inner store returned only if no bump happened while it was reading,
     // so a read that raced a revocation cannot put the old record back.
     generation: AtomicU64,
 }
 
-#[derive(Default)]
-struct Shard {
-    known: HashMap<[u8; 32], Cached<Arc<ApiKeyRecord>>>,
-    unknown: HashMap<[u8; 32], Cached<()>>,
+/// Digests with their cached answers, at most `capacity` of them; a new
+/// one makes room in constant time ([`quick_cache`]'s eviction), however
+/// full the cache is. `None` when the capacity is zero.
+struct Bounded<T: Clone> {
+    entries: Option<Cache<[u8; 32], Cached<T>>>,
+    capacity: usize,
 }
 
+impl<T: Clone> Bounded<T> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            entries: (capacity > 0).then(|| Cache::new(capacity)),
+            capacity,
+        }
+    }
+
+    fn get(&self, digest: &KeyDigest, now_ms: u64) -> Option<T> {
+        let hit = self.entries.as_ref()?.get(&digest.0)?;
+        hit.fresh_at(now_ms).then_some(hit.value)
+    }
+
+    fn insert(&self, digest: &KeyDigest, entry: Cached<T>) {
+        if let Some(entries) = &self.entries {
+            entries.insert(digest.0, entry);
+        }
+    }
+
+    fn remove(&self, digest: &KeyDigest) {
+        if let Some(entries) = &self.entries {
+            entries.remove(&digest.0);
+        }
+    }
+
+    fn clear(&self) {
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.as_ref().map_or(0, Cache::len)
+    }
+}
+
+#[derive(Clone)]
 struct Cached<T> {
     value: T,
     stored_ms: u64,
@@ -104,9 +140,8 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
             clock: SystemClock::shared(),
             max_staleness_ms: millis(DEFAULT_MAX_STALENESS),
             negative_ttl_ms: millis(DEFAULT_NEGATIVE_TTL),
-            per_shard: DEFAULT_CAPACITY.div_ceil(SHARDS),
-            negative_per_shard: DEFAULT_NEGATIVE_CAPACITY.div_ceil(SHARDS),
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            known: Bounded::new(DEFAULT_CAPACITY),
+            unknown: Bounded::new(DEFAULT_NEGATIVE_CAPACITY),
             generation: AtomicU64::new(0),
         }
     }
@@ -127,13 +162,13 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
 
     /// Sets the bound on cached known keys.
     pub fn with_capacity(mut self, entries: usize) -> Self {
-        self.per_shard = entries.div_ceil(SHARDS);
+        self.known = Bounded::new(entries);
         self
     }
 
     /// Sets the bound on cached unknown digests.
     pub fn with_negative_capacity(mut self, entries: usize) -> Self {
-        self.negative_per_shard = entries.div_ceil(SHARDS);
+        self.unknown = Bounded::new(entries);
         self
     }
 
@@ -156,43 +191,26 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
     /// Drops whatever is cached for `digest`.
     pub fn invalidate(&self, digest: &KeyDigest) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        let mut shard = self.write(digest);
-        shard.known.remove(&digest.0);
-        shard.unknown.remove(&digest.0);
+        self.known.remove(digest);
+        self.unknown.remove(digest);
     }
 
     /// Drops everything cached.
     pub fn clear(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        for shard in self.shards.iter() {
-            *shard.write().unwrap_or_else(PoisonError::into_inner) = Shard::default();
-        }
+        self.known.clear();
+        self.unknown.clear();
     }
 
-    /// The most known keys and unknown digests held (each bound rounded up
-    /// to a multiple of the shard count); [`cached`](Self::cached) never
-    /// exceeds them.
+    /// The most known keys and unknown digests held; [`cached`](Self::cached)
+    /// never exceeds them.
     pub fn capacity(&self) -> (usize, usize) {
-        let shards = self.shards.len();
-        (self.per_shard * shards, self.negative_per_shard * shards)
+        (self.known.capacity, self.unknown.capacity)
     }
 
     /// Number of cached known keys and unknown digests.
     pub fn cached(&self) -> (usize, usize) {
-        self.shards.iter().fold((0, 0), |(k, u), shard| {
-            let shard = shard.read().unwrap_or_else(PoisonError::into_inner);
-            (k + shard.known.len(), u + shard.unknown.len())
-        })
-    }
-
-    fn shard_of(&self, digest: &KeyDigest) -> &RwLock<Shard> {
-        &self.shards[usize::from(digest.0[0]) % self.shards.len()]
-    }
-
-    fn write(&self, digest: &KeyDigest) -> std::sync::RwLockWriteGuard<'_, Shard> {
-        self.shard_of(digest)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        (self.known.len(), self.unknown.len())
     }
 
     fn remember(
@@ -202,63 +220,40 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
         now_ms: u64,
         generation: u64,
     ) {
-        let mut shard = self.write(digest);
-        // Checked under the shard lock: a revocation bumps the generation
-        // before it purges, so either it sees this entry or this sees it.
         if self.generation.load(Ordering::SeqCst) != generation {
             return;
         }
         match found {
             Some(record) => {
-                let entry = Cached {
-                    value: record.clone(),
-                    stored_ms: now_ms,
-                    until_ms: now_ms.saturating_add(self.max_staleness_ms),
-                };
-                shard.unknown.remove(&digest.0);
-                insert_bounded(&mut shard.known, digest.0, entry, self.per_shard, now_ms);
+                self.unknown.remove(digest);
+                self.known.insert(
+                    digest,
+                    Cached {
+                        value: Arc::clone(record),
+                        stored_ms: now_ms,
+                        until_ms: now_ms.saturating_add(self.max_staleness_ms),
+                    },
+                );
             }
-            None if self.negative_ttl_ms > 0 => {
-                let entry = Cached {
+            None if self.negative_ttl_ms > 0 => self.unknown.insert(
+                digest,
+                Cached {
                     value: (),
                     stored_ms: now_ms,
                     until_ms: now_ms.saturating_add(self.negative_ttl_ms),
-                };
-                insert_bounded(
-                    &mut shard.unknown,
-                    digest.0,
-                    entry,
-                    self.negative_per_shard,
-                    now_ms,
-                );
-            }
-            None => {}
+                },
+            ),
+            None => return,
+        }
+        // Checked again after the insert: a revocation bumps the generation
+        // before it purges, so either the purge removes what was just
+        // cached, or this sees the bump and removes it (costing at most one
+        // extra lookup of a digest cached concurrently).
+        if self.generation.load(Ordering::SeqCst) != generation {
+            self.known.remove(digest);
+            self.unknown.remove(digest);
         }
     }
-}
-
-fn insert_bounded<T>(
-    map: &mut HashMap<[u8; 32], Cached<T>>,
-    key: [u8; 32],
-    entry: Cached<T>,
-    bound: usize,
-    now_ms: u64,
-) {
-    if bound == 0 {
-        return;
-    }
-    if map.len() >= bound && !map.contains_key(&key) {
-        map.retain(|_, cached| cached.fresh_at(now_ms));
-        if map.len() >= bound {
-            // Arbitrary victim (hash order): cheap, and an attacker cannot
-            // aim it since digests of unknown keys are theirs but positions
-            // in a randomly seeded map are not.
-            if let Some(victim) = map.keys().next().copied() {
-                map.remove(&victim);
-            }
-        }
-    }
-    map.insert(key, entry);
 }
 
 fn millis(d: Duration) -> u64 {
@@ -281,23 +276,11 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
             return self.inner.lookup(digest).await;
         }
         let now_ms = self.clock.unix_millis();
-        {
-            let shard = self
-                .shard_of(digest)
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(hit) = shard.known.get(&digest.0)
-                && hit.fresh_at(now_ms)
-            {
-                return Ok(Some(hit.value.clone()));
-            }
-            if shard
-                .unknown
-                .get(&digest.0)
-                .is_some_and(|hit| hit.fresh_at(now_ms))
-            {
-                return Ok(None);
-            }
+        if let Some(record) = self.known.get(digest, now_ms) {
+            return Ok(Some(record));
+        }
+        if self.unknown.get(digest, now_ms).is_some() {
+            return Ok(None);
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let found = self.inner.lookup(digest).await?;
@@ -316,13 +299,10 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
         let revoked = self.inner.revoke(id, at).await?;
         self.generation.fetch_add(1, Ordering::SeqCst);
         // Drop the record whether or not this call revoked it: the cached
-        // copy may predate a revocation made elsewhere.
-        for shard in self.shards.iter() {
-            shard
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .known
-                .retain(|_, cached| cached.value.id != id);
+        // copy may predate a revocation made elsewhere. A scan, but an
+        // administrative call's, never a request's.
+        if let Some(known) = &self.known.entries {
+            known.retain(|_, cached| cached.value.id != id);
         }
         Ok(revoked)
     }
@@ -466,9 +446,7 @@ mod tests {
         let raced = reader.await.unwrap().unwrap().unwrap();
         assert_eq!(raced.revoked_at, None);
         // It must not have been cached: the next lookup asks the store again.
-        for shard in cache.shards.iter() {
-            assert!(shard.read().unwrap().known.is_empty());
-        }
+        assert_eq!(cache.cached(), (0, 0));
     }
 
     #[tokio::test]

@@ -1,13 +1,10 @@
 //! The in-process session-version cache.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hashbrown::HashTable;
+use quick_cache::sync::Cache;
 
 use super::{Generation, Lookup, SessionVersionCache, Stored};
 use crate::clock::{SharedClock, SystemClock};
@@ -19,24 +16,18 @@ pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// Default bound on cached subjects.
 const DEFAULT_CAPACITY: usize = 65_536;
 
-/// Shards keep concurrent readers of different subjects off one lock; 16 is
-/// plenty for the few cores a service runs on.
-const SHARDS: usize = 16;
-
-/// Which bits of a subject's hash pick its shard: bits 32..36, which the
-/// table inside the shard uses for neither its bucket index (the low bits of
-/// a table far smaller than 2^32) nor its tag (the top seven bits).
-const SHARD_SHIFT: u32 = 32;
-
 /// Session versions cached in this process: bounded, expiring by the
-/// injected clock, sharded so concurrent reads do not queue on one lock.
+/// injected clock, safe to read from many threads at once.
 ///
-/// When a shard is full of live entries, the one closest to expiry makes
-/// room: evicting only costs a refetch. Invalidation generations are counted
-/// for the whole cache (not per subject), so an eviction can never make the
-/// cache forget that an invalidation happened; the price is that an
-/// invalidation also drops the in-flight fetch results of other subjects
-/// (they are fetched again on their next miss).
+/// The entries live in a [`quick_cache`] cache, which makes room for a new
+/// subject in constant time however full it is (its CLOCK-Pro-style policy
+/// keeps subjects that are asked for again), so a flood of new subjects
+/// costs each request the same small amount. Expired entries are never
+/// answered; they wait for eviction like any other. Invalidation
+/// generations are counted for the whole cache (not per subject), so an
+/// eviction can never make the cache forget that an invalidation happened;
+/// the price is that an invalidation also drops the in-flight fetch results
+/// of other subjects (they are fetched again on their next miss).
 ///
 /// ```
 /// use std::time::Duration;
@@ -61,24 +52,15 @@ const SHARD_SHIFT: u32 = 32;
 /// # }
 /// ```
 pub struct MemorySessionVersionCache {
-    shards: Box<[Shard]>,
-    hasher: RandomState,
+    entries: Cache<Box<str>, Entry>,
+    capacity: usize,
     generation: AtomicU64,
     ttl_millis: u64,
-    per_shard: usize,
     clock: SharedClock,
 }
 
-/// One shard: its own lock on its own cache lines, so readers on two cores
-/// touching neighbouring shards do not contend for one line.
-#[repr(align(128))]
-struct Shard(RwLock<HashTable<Entry>>);
-
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// The subject's hash, kept so the table can grow without rehashing.
-    hash: u64,
-    subject: Box<str>,
     version: u64,
     expires_at: u64,
 }
@@ -86,15 +68,11 @@ struct Entry {
 impl MemorySessionVersionCache {
     /// A cache with a 60 s TTL, 65 536 entries and the system clock.
     pub fn new() -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| Shard(RwLock::new(HashTable::new())))
-            .collect();
         Self {
-            shards,
-            hasher: RandomState::new(),
+            entries: Cache::new(DEFAULT_CAPACITY),
+            capacity: DEFAULT_CAPACITY,
             generation: AtomicU64::new(0),
             ttl_millis: millis(DEFAULT_TTL),
-            per_shard: DEFAULT_CAPACITY.div_ceil(SHARDS),
             clock: SystemClock::shared(),
         }
     }
@@ -106,9 +84,10 @@ impl MemorySessionVersionCache {
         self
     }
 
-    /// The most subjects kept (rounded up to a multiple of the shard count).
+    /// The most subjects kept (at least one).
     pub fn with_capacity(mut self, entries: usize) -> Self {
-        self.per_shard = entries.div_ceil(SHARDS).max(1);
+        self.capacity = entries.max(1);
+        self.entries = Cache::new(self.capacity);
         self
     }
 
@@ -118,15 +97,14 @@ impl MemorySessionVersionCache {
         self
     }
 
-    /// Live and expired-but-not-yet-pruned entries.
+    /// Live and expired-but-not-yet-evicted entries.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|shard| read(&shard.0).len()).sum()
+        self.entries.len()
     }
 
-    /// The most entries ever held: the configured bound rounded up to a
-    /// multiple of the shard count. [`len`](Self::len) never exceeds it.
+    /// The most entries ever held. [`len`](Self::len) never exceeds it.
     pub fn capacity(&self) -> usize {
-        self.per_shard * SHARDS
+        self.capacity
     }
 
     /// Whether no entries are held.
@@ -136,25 +114,23 @@ impl MemorySessionVersionCache {
 
     /// The current invalidation generation.
     pub fn generation(&self) -> Generation {
-        Generation(self.generation.load(Ordering::Acquire))
+        Generation(self.generation.load(Ordering::SeqCst))
     }
 
     /// Drops every entry and moves the generation, so no fetch that began
     /// before can store its answer. Used when invalidations may have been
     /// missed (e.g. a lost pub/sub subscription).
     pub fn clear(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        for shard in self.shards.iter() {
-            write(&shard.0).clear();
-        }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.clear();
     }
 
     pub(crate) fn lookup(&self, subject: &str) -> Lookup {
         let generation = self.generation();
         let now = self.clock.unix_millis();
-        let hash = self.hasher.hash_one(subject);
-        let version = read(&self.shard(hash).0)
-            .find(hash, |entry| *entry.subject == *subject)
+        let version = self
+            .entries
+            .get(subject)
             .filter(|entry| entry.expires_at > now)
             .map(|entry| entry.version);
         Lookup {
@@ -164,59 +140,31 @@ impl MemorySessionVersionCache {
     }
 
     pub(crate) fn store(&self, subject: &str, version: u64, seen: Generation) -> Stored {
-        let now = self.clock.unix_millis();
-        let hash = self.hasher.hash_one(subject);
-        let mut shard = write(&self.shard(hash).0);
-        // Checked under the shard lock that `remove` also takes, so an
-        // invalidation is either seen here or removes what was stored.
         if self.generation() != seen {
             return Stored::Invalidated;
         }
-        let expires_at = now.saturating_add(self.ttl_millis);
-        if let Some(entry) = shard.find_mut(hash, |entry| *entry.subject == *subject) {
-            entry.version = version;
-            entry.expires_at = expires_at;
-            return Stored::Yes;
-        }
-        if shard.len() >= self.per_shard {
-            shard.retain(|entry| entry.expires_at > now);
-            if shard.len() >= self.per_shard {
-                let soonest = shard
-                    .iter()
-                    .min_by_key(|entry| entry.expires_at)
-                    .map(|entry| (entry.hash, entry.subject.clone()));
-                if let Some((hash, key)) = soonest
-                    && let Ok(found) = shard.find_entry(hash, |entry| entry.subject == key)
-                {
-                    found.remove();
-                }
-            }
-        }
-        shard.insert_unique(
-            hash,
+        let expires_at = self.clock.unix_millis().saturating_add(self.ttl_millis);
+        self.entries.insert(
+            subject.into(),
             Entry {
-                hash,
-                subject: subject.into(),
                 version,
                 expires_at,
             },
-            |entry| entry.hash,
         );
+        // Checked again after the insert: an invalidation moves the
+        // generation before it removes, so either it removes what was just
+        // stored, or this sees the move and removes it (costing at most a
+        // refetch of a value stored concurrently).
+        if self.generation() != seen {
+            self.entries.remove(subject);
+            return Stored::Invalidated;
+        }
         Stored::Yes
     }
 
     pub(crate) fn remove(&self, subject: &str) {
-        let hash = self.hasher.hash_one(subject);
-        let mut shard = write(&self.shard(hash).0);
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        if let Ok(found) = shard.find_entry(hash, |entry| *entry.subject == *subject) {
-            found.remove();
-        }
-    }
-
-    fn shard(&self, hash: u64) -> &Shard {
-        // The modulo keeps the index in range whatever the hash.
-        &self.shards[(hash >> SHARD_SHIFT) as usize % SHARDS]
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.entries.remove(subject);
     }
 }
 
@@ -230,7 +178,7 @@ impl std::fmt::Debug for MemorySessionVersionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemorySessionVersionCache")
             .field("entries", &self.len())
-            .field("capacity", &(self.per_shard * SHARDS))
+            .field("capacity", &self.capacity)
             .field("ttl_millis", &self.ttl_millis)
             .field("generation", &self.generation())
             .finish()
@@ -260,16 +208,6 @@ impl SessionVersionCache for MemorySessionVersionCache {
         self.remove(subject);
         Ok(())
     }
-}
-
-// No code runs under these locks that can panic mid-update, so a poisoned
-// lock still guards consistent data.
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -323,30 +261,64 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_stays_bounded_and_evicts_the_soonest_expiry() {
+    fn the_cache_stays_bounded_under_a_flood_of_subjects() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock).with_capacity(SHARDS);
-        for i in 0..10 * SHARDS {
+        let cache = cache(&clock).with_capacity(64);
+        for i in 0..10_000 {
             clock.advance(Duration::from_millis(1));
-            cache.store(&format!("user{i}"), 1, cache.generation());
-            assert!(cache.len() <= SHARDS, "{} entries", cache.len());
+            let subject = format!("user{i}");
+            cache.store(&subject, 1, cache.generation());
+            assert!(cache.len() <= cache.capacity(), "{} entries", cache.len());
+            // The newest entry survives its own insertion.
+            assert_eq!(cache.lookup(&subject).version, Some(1), "{subject}");
         }
-        // The newest entry always survives its own insertion.
-        let last = format!("user{}", 10 * SHARDS - 1);
-        assert_eq!(cache.lookup(&last).version, Some(1));
     }
 
     #[test]
-    fn expired_entries_are_pruned_before_live_ones_are_evicted() {
+    fn a_subject_asked_for_again_outlives_a_flood_of_new_ones() {
+        let clock = ManualClock::at_unix(1_000);
+        let cache = cache(&clock).with_capacity(64);
+        cache.store("hot", 7, cache.generation());
+        for i in 0..10_000 {
+            assert_eq!(cache.lookup("hot").version, Some(7), "after {i} others");
+            cache.store(&format!("flood{i}"), 1, cache.generation());
+        }
+    }
+
+    #[test]
+    fn expired_entries_are_never_answered() {
         let clock = ManualClock::at_unix(1_000);
         let cache = cache(&clock)
             .with_capacity(1)
             .with_ttl(Duration::from_secs(1));
-        // Capacity 1 rounds up to one entry per shard.
         cache.store("old", 1, cache.generation());
         clock.advance(Duration::from_secs(2));
+        assert_eq!(cache.lookup("old").version, None);
         cache.store("new", 1, cache.generation());
         assert_eq!(cache.lookup("new").version, Some(1));
-        assert_eq!(cache.lookup("old").version, None);
+        assert!(cache.len() <= 1);
+    }
+
+    #[test]
+    fn an_invalidation_racing_a_store_never_leaves_the_old_value() {
+        // Many rounds of: a fetch read the generation, an invalidation
+        // happens on another thread, the fetch stores its (old) answer.
+        let cache = std::sync::Arc::new(MemorySessionVersionCache::new());
+        for round in 0..2_000u64 {
+            let seen = cache.generation();
+            let remover = {
+                let cache = std::sync::Arc::clone(&cache);
+                std::thread::spawn(move || cache.remove("alice"))
+            };
+            let stored = cache.store("alice", round, seen);
+            remover.join().unwrap();
+            // Whatever the interleaving, once both are done the value the
+            // invalidation was meant to kill is gone.
+            assert_eq!(
+                cache.lookup("alice").version,
+                None,
+                "round {round}: {stored:?}"
+            );
+        }
     }
 }
