@@ -94,7 +94,9 @@ impl<S: AsRef<str>> FromIterator<S> for Scopes {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
         let mut out: Vec<Box<str>> = Vec::new();
         for s in iter {
-            let s = s.as_ref().trim();
+            // SP and HTAB only: a scope behind a no-break space is another
+            // scope, never this one with the space trimmed away.
+            let s = s.as_ref().trim_matches([' ', '\t']);
             if !s.is_empty() && !out.iter().any(|o| &**o == s) {
                 out.push(s.into());
             }
@@ -149,6 +151,21 @@ mod tests {
         assert!(Scopes::parse("*").allows("anything"));
         assert!(s.allows_all(["a:read", "b:write"]));
         assert!(!s.allows_all(["a:read", "c"]));
+    }
+
+    #[test]
+    fn only_sp_and_htab_are_blanks_around_a_scope() {
+        let s: Scopes = [" a:read\t", "\u{a0}admin", "admin\u{3000}"]
+            .into_iter()
+            .collect();
+        assert!(s.allows("a:read"));
+        assert!(
+            !s.allows("admin"),
+            "a no-break or ideographic space is part of the scope"
+        );
+        let oauth = Scopes::parse_oauth("reports:read \u{a0}admin");
+        assert!(!oauth.allows("admin"));
+        assert!(oauth.allows("\u{a0}admin"));
     }
 
     #[test]
