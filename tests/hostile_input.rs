@@ -110,6 +110,28 @@ proptest! {
     }
 
     #[test]
+    fn cookie_headers_yield_the_session_cookie_only_by_its_exact_name(
+        input in prop::collection::vec(any::<u8>(), 0..200)
+    ) {
+        hostile::check_cookie_headers(&input);
+    }
+
+    #[test]
+    fn near_miss_cookie_names_are_never_the_session_cookie(
+        before in "[ \t\u{a0}\u{3000}\u{2028}\u{feff}kK_]{0,3}",
+        after in "[ \t\u{a0}\u{3000}\u{2028}\u{feff}nN]{0,3}",
+        value in "[!-~]{0,12}",
+        real in any::<bool>(),
+    ) {
+        let mut input = vec![2u8];
+        input.extend(format!("{before}keystile_session{after}={value}").into_bytes());
+        if real {
+            input.extend(b"; keystile_session=real");
+        }
+        hostile::check_cookie_headers(&input);
+    }
+
+    #[test]
     fn one_time_store_matches_its_model(ops in prop::collection::vec(any::<u8>(), 0..192)) {
         hostile::check_one_time_ops(&ops);
     }
@@ -140,13 +162,14 @@ fn fuzz_seeds_and_past_findings_stay_refused() {
         }
     }
     type Check = (&'static str, fn(&[u8]));
-    let checks: [Check; 7] = [
+    let checks: [Check; 8] = [
         ("signed_codec", hostile::check_signed_codec),
         ("handoff_verify", hostile::check_handoff),
         ("session_cookie", hostile::check_session_cookie),
         ("jwt_verify", hostile::check_jwt),
         ("api_key_parse", hostile::check_api_key),
         ("credential_headers", hostile::check_credential_headers),
+        ("cookie_headers", hostile::check_cookie_headers),
         ("one_time_ops", hostile::check_one_time_ops),
     ];
     for (target, check) in checks {

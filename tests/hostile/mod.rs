@@ -30,7 +30,7 @@ use keystile::clock::ManualClock;
 use keystile::codec::{Purpose, SignedCodec};
 use keystile::handoff::{Handoff, HandoffCodec};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::credentials;
+use keystile::layers::{SessionCookie, credentials};
 use keystile::one_time::{MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
 use keystile::random::RandomError;
 use keystile::session::{SessionClaims, SessionCodec};
@@ -326,7 +326,7 @@ pub fn check_credential_headers(data: &[u8]) {
                 .get("authorization")
                 .map(HeaderValue::as_bytes)
                 .unwrap_or_default();
-            assert!(value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer "));
+            assert!(value.len() > 7 && names_bearer(value));
             assert!(value.windows(token.len()).any(|w| w == token.as_bytes()));
             assert_eq!(
                 key,
@@ -338,10 +338,60 @@ pub fn check_credential_headers(data: &[u8]) {
             if let Ok(Some(token)) = key {
                 assert!(well_formed(token), "API key with whitespace or controls");
                 assert_eq!(headers.get_all("x-api-key").iter().count(), 1);
+                // A Bearer Authorization, even an empty one, decides alone.
+                let authorization = headers.get("authorization").map(HeaderValue::as_bytes);
+                assert!(
+                    !authorization.is_some_and(names_bearer),
+                    "X-API-Key overruled a Bearer Authorization"
+                );
             }
         }
         Err(_) => assert!(key.is_err(), "a malformed Authorization must not fall back"),
     }
+}
+
+/// Whether an Authorization value names the Bearer scheme: the word, any
+/// case, then the end or SP/HTAB (RFC 9110 §11.4).
+fn names_bearer(value: &[u8]) -> bool {
+    value.len() >= 6
+        && value[..6].eq_ignore_ascii_case(b"bearer")
+        && matches!(value.get(6), None | Some(b' ' | b'\t'))
+}
+
+/// The session cookie lookup over arbitrary `Cookie` headers: it answers a
+/// value only when exactly one pair's name is `keystile_session` byte for
+/// byte once SP and HTAB around it are dropped (never after any other
+/// trimming or case folding), the value is that pair's, and any second
+/// such pair — whatever its value — makes the request ambiguous.
+pub fn check_cookie_headers(data: &[u8]) {
+    let headers = headers_from(data);
+    let cookie = SessionCookie::http();
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let trim = |bytes: &[u8]| -> Vec<u8> {
+        let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+        let end = bytes
+            .iter()
+            .rposition(|b| !blank(b))
+            .map_or(start, |i| i + 1);
+        bytes[start..end].to_vec()
+    };
+    let mut values = Vec::new();
+    for header in headers.get_all("cookie") {
+        for pair in header.as_bytes().split(|b| *b == b';') {
+            if let Some(eq) = pair.iter().position(|b| *b == b'=')
+                && trim(&pair[..eq]) == cookie.name().as_bytes()
+            {
+                values.push(trim(&pair[eq + 1..]));
+            }
+        }
+    }
+    let expected = match values.as_slice() {
+        [] => Ok(None),
+        [value] if value.is_empty() => Ok(None),
+        [value] => std::str::from_utf8(value).map(Some).map_err(|_| ()),
+        _ => Err(()),
+    };
+    assert_eq!(cookie.find(&headers).map_err(|_| ()), expected);
 }
 
 /// Drives a future that never waits (the in-memory stores never do).
@@ -517,6 +567,32 @@ pub fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         [header(0, "bEaReR  tok "), vec![0], header(1, "sk_x")].concat(),
     ));
     seeds.push(("credential_headers", "tab_inside", header(1, "a\tb")));
+    seeds.push((
+        "credential_headers",
+        "bearer_tab_beside_x_api_key",
+        [header(0, "Bearer\tnot-a-key"), vec![0], header(1, "sk_x")].concat(),
+    ));
+    seeds.push((
+        "credential_headers",
+        "empty_bearer_beside_x_api_key",
+        [header(0, "bearer\t"), vec![0], header(1, "sk_x")].concat(),
+    ));
+    let cookie = |value: &[u8]| [&[2u8][..], value].concat();
+    seeds.push((
+        "cookie_headers",
+        "no_break_space_name",
+        cookie(b"\xc2\xa0keystile_session=abc"),
+    ));
+    seeds.push((
+        "cookie_headers",
+        "non_text_duplicate",
+        cookie(b"keystile_session=\xff\xfe; keystile_session=abc"),
+    ));
+    seeds.push((
+        "cookie_headers",
+        "blanks_around_the_name",
+        cookie(b" \tkeystile_session\t= abc"),
+    ));
     seeds.push((
         "one_time_ops",
         "issue_consume_expire",
