@@ -537,3 +537,96 @@ async fn revocation_list_down_fails_closed_with_503() {
     .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
 }
+
+/// Two issuers behind one `BearerLayer` through `JwtIssuers`: an RS256
+/// identity provider and an HS256 one whose key ids collide. Each issuer's
+/// tokens pass; a token naming one issuer but signed with the other's key,
+/// or naming an issuer nobody trusts, is refused.
+#[tokio::test]
+async fn jwt_issuers_verify_each_issuer_only_with_its_own_keys() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use keystile::bearer::{JwtAlgorithm, JwtIssuers, JwtVerifier};
+
+    const RSA_PRIVATE: &[u8] = include_bytes!("fixtures/rsa_private.pem");
+    const RSA_PUBLIC: &[u8] = include_bytes!("fixtures/rsa_public.pem");
+    const A: &str = "https://idp-a.example.test";
+    const B: &str = "https://idp-b.example.test";
+    let secret_b = [0xb2u8; 32];
+    let clock = ManualClock::at_unix(T0);
+    let issuer_a = JwtVerifier::builder()
+        .public_key_pem("k1", JwtAlgorithm::RS256, RSA_PUBLIC)
+        .unwrap()
+        .issuer(A)
+        .audience("api")
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let issuer_b = JwtVerifier::builder()
+        .hs256_secret("k1", &secret_b)
+        .unwrap()
+        .issuer(B)
+        .audience("api")
+        .clock(clock.shared())
+        .build()
+        .unwrap();
+    let issuers = JwtIssuers::new()
+        .issuer(issuer_a)
+        .unwrap()
+        .issuer(issuer_b)
+        .unwrap();
+    let router = Router::new()
+        .route(
+            "/api/me",
+            get(
+                |Claims(c): Claims| async move { Json(json!({"sub": c.subject, "iss": c.issuer})) },
+            ),
+        )
+        .route_layer(BearerLayer::new(issuers));
+    let base = serve(router).await;
+
+    let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+    let hmac = EncodingKey::from_secret(&secret_b);
+    let token = |alg, key: &EncodingKey, iss: Option<&str>| {
+        let mut header = Header::new(alg);
+        header.kid = Some("k1".into());
+        let mut claims = json!({"sub": "alice", "aud": "api", "exp": T0 + 300});
+        if let Some(iss) = iss {
+            claims["iss"] = json!(iss);
+        }
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&header, &claims, key).unwrap()
+        )
+    };
+
+    for (alg, key, iss) in [(Algorithm::RS256, &rsa, A), (Algorithm::HS256, &hmac, B)] {
+        let (status, _, body) = get_me(&base, Some(&token(alg, key, Some(iss)))).await;
+        assert_eq!(status, StatusCode::OK, "{iss}: {body}");
+        assert_eq!(body["iss"], iss);
+    }
+    for (alg, key, iss, why) in [
+        (
+            Algorithm::RS256,
+            &rsa,
+            Some(B),
+            "idp-a's key in idp-b's name",
+        ),
+        (
+            Algorithm::HS256,
+            &hmac,
+            Some(A),
+            "idp-b's key in idp-a's name",
+        ),
+        (
+            Algorithm::HS256,
+            &hmac,
+            Some("https://idp-c.example.test"),
+            "an untrusted issuer",
+        ),
+        (Algorithm::HS256, &hmac, None, "no issuer"),
+    ] {
+        let (status, challenge, body) = get_me(&base, Some(&token(alg, key, iss))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {body}");
+        assert!(challenge.unwrap().contains("invalid_token"), "{why}");
+    }
+}
