@@ -265,9 +265,14 @@ impl Fixtures {
             )),
             Scenario::TowerHttpBearer => {
                 headers.insert(header::AUTHORIZATION, bearer(STATIC_BEARER));
-                #[allow(deprecated)]
+                // tower-http 0.7's replacement for the removed `bearer`: the
+                // same plain comparison of the whole header value.
                 let layer =
-                    tower_http::validate_request::ValidateRequestHeaderLayer::bearer(STATIC_BEARER);
+                    tower_http::validate_request::ValidateRequestHeaderLayer::has_header_value(
+                        "authorization",
+                        &format!("Bearer {STATIC_BEARER}"),
+                    )
+                    .expect("a valid header name");
                 route.route_layer(layer)
             }
             Scenario::IdentityOnly => {

@@ -70,8 +70,14 @@ pub enum Reason {
     InsufficientScope,
     /// A backend (store, cache, identity provider) failed; failing closed.
     BackendUnavailable,
-    /// An extractor ran on a route without the layer it needs.
+    /// An extractor ran on a route without the layer it needs, or a layer
+    /// ran without what it needs from the server (a wiring mistake).
     MissingLayer,
+    /// This client may not use the resource (e.g. its address is not
+    /// allowed), whatever it presents.
+    Forbidden,
+    /// Too many requests from this client; retry later.
+    RateLimited,
 }
 
 impl Reason {
@@ -89,13 +95,16 @@ impl Reason {
             Self::InsufficientScope => "insufficient_scope",
             Self::BackendUnavailable => "backend_unavailable",
             Self::MissingLayer => "missing_layer",
+            Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
         }
     }
 
     /// The status this reason gets unless a layer chooses another.
     pub fn default_status(&self) -> StatusCode {
         match self {
-            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::InsufficientScope | Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::AlreadyUsed => StatusCode::GONE,
             Self::BackendUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
@@ -117,6 +126,8 @@ impl Reason {
             Self::InsufficientScope => "Insufficient scope",
             Self::BackendUnavailable => "Authentication backend unavailable",
             Self::MissingLayer => "Authentication layer missing",
+            Self::Forbidden => "Forbidden",
+            Self::RateLimited => "Too many requests",
         }
     }
 
@@ -134,6 +145,8 @@ impl Reason {
             Self::InsufficientScope => "the credential lacks a required scope",
             Self::BackendUnavailable => "authentication could not be checked; retry later",
             Self::MissingLayer => "an extractor ran without its layer",
+            Self::Forbidden => "this client may not use this resource",
+            Self::RateLimited => "too many requests; retry later",
         }
     }
 }
@@ -154,6 +167,7 @@ pub struct Rejection {
     realm: Option<Cow<'static, str>>,
     scope: Option<Cow<'static, str>>,
     retry_after: Option<u32>,
+    request_id: Option<Box<str>>,
 }
 
 impl Rejection {
@@ -168,6 +182,7 @@ impl Rejection {
             realm: None,
             scope: None,
             retry_after: (reason == Reason::BackendUnavailable).then_some(DEFAULT_RETRY_AFTER),
+            request_id: None,
         }
     }
 
@@ -199,6 +214,19 @@ impl Rejection {
     pub fn with_retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self
+    }
+
+    /// Names the request in the body (`request_id`), so a user who quotes
+    /// the error can be found in the logs. The request id layer sets it on
+    /// every keystile rejection that passes through it.
+    pub fn with_request_id(mut self, id: impl Into<Box<str>>) -> Self {
+        self.request_id = Some(id.into());
+        self
+    }
+
+    /// The request id the body names, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
     }
 
     /// The reason.
@@ -261,8 +289,13 @@ impl Rejection {
             "detail": self.detail,
             "reason": self.reason.as_str(),
         });
-        if let (Some(scope), Some(map)) = (&self.scope, body.as_object_mut()) {
-            map.insert("scope".into(), scope.as_ref().into());
+        if let Some(map) = body.as_object_mut() {
+            if let Some(scope) = &self.scope {
+                map.insert("scope".into(), scope.as_ref().into());
+            }
+            if let Some(id) = &self.request_id {
+                map.insert("request_id".into(), id.as_ref().into());
+            }
         }
         body.to_string()
     }
@@ -292,9 +325,13 @@ impl Rejection {
     }
 
     /// The complete response, with the rejection's `tracing` event emitted.
+    /// The rejection itself rides along in the response's extensions, so a
+    /// layer further out can render the body again with more context (the
+    /// request id).
     pub fn into_response(self) -> Response<String> {
         self.emit_event();
         let mut response = Response::new(self.problem_body());
+        response.extensions_mut().insert(self.clone());
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));

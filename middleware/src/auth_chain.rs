@@ -348,7 +348,7 @@ where
         Box::pin(async move {
             match config.authenticate(&mut req).await {
                 Ok(Some(principal)) => {
-                    req.extensions_mut().insert(principal);
+                    LayersSeen::admit(req.extensions_mut(), principal);
                     inner.call(req).await
                 }
                 Ok(None) => inner.call(req).await,

@@ -148,7 +148,7 @@ where
             ResponseFuture::pending(async move {
                 match config.authenticate(req.headers()).await {
                     Ok(Some(principal)) => {
-                        req.extensions_mut().insert(principal);
+                        LayersSeen::admit(req.extensions_mut(), principal);
                         inner.call(req).await
                     }
                     Ok(None) => inner.call(req).await,

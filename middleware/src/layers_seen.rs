@@ -87,11 +87,17 @@ impl LayersSeen {
     /// it found no credentials, the mark alone.
     pub fn record(extensions: &mut Extensions, layer: AuthLayer, found: Option<Principal>) {
         match found {
-            Some(principal) => {
-                extensions.insert(principal);
-            }
+            Some(principal) => Self::admit(extensions, principal),
             None => Self::mark(extensions, layer),
         }
+    }
+
+    /// Inserts the [`Principal`] an auth layer verified, and names it (its
+    /// subject and method, never the credential) on the current `tracing`
+    /// span, where the access log finds it.
+    pub fn admit(extensions: &mut Extensions, principal: Principal) {
+        crate::access_log::record_principal(&principal);
+        extensions.insert(principal);
     }
 
     /// Whether any auth layer ran on this request.

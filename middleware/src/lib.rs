@@ -5,18 +5,32 @@
 //! answers failures through the shared [`rejection`](keystile_core::rejection)
 //! conventions. Layers never turn a failure into `Service::Error`: they
 //! respond, so no `HandleErrorLayer` is needed.
+//!
+//! Around them sit the hygiene layers a production service stacks
+//! (`security_headers`, `csp`, `csp_report`, `cors`, `request_id`,
+//! `access_log`, `ip_filter`), composed with tower-http where it has the
+//! piece.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod api_key;
 pub mod auth_chain;
 pub mod bearer;
+pub mod cidr;
+pub mod client_ip;
+pub mod cors;
 pub mod credentials;
+pub mod csp;
+pub mod csp_report;
 pub mod future;
 pub mod handoff;
+pub mod ip_filter;
 pub mod layers_seen;
+pub mod request_id;
 pub mod response;
 pub mod scope;
+pub mod security_headers;
 pub mod session;
 pub mod session_cookie;
 pub mod session_version;
@@ -26,7 +40,10 @@ pub use api_key::ApiKeyLayer;
 pub use auth_chain::AuthChainLayer;
 pub use bearer::BearerLayer;
 pub use handoff::HandoffLayer;
+pub use ip_filter::IpFilterLayer;
+pub use request_id::RequestIdLayer;
 pub use scope::RequireScopeLayer;
+pub use security_headers::SecurityHeadersLayer;
 pub use session::SessionLayer;
 pub use session_cookie::SessionCookie;
 pub use session_version::SessionVersionLayer;

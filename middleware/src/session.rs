@@ -179,12 +179,9 @@ where
                 match principal {
                     // The Principal marks the request as seen by this layer
                     // (see `LayersSeen::ran`): one extension, not two.
-                    Some(principal) => request.extensions_mut().insert(principal),
-                    None => {
-                        LayersSeen::mark(request.extensions_mut(), AuthLayer::Session);
-                        None
-                    }
-                };
+                    Some(principal) => LayersSeen::admit(request.extensions_mut(), principal),
+                    None => LayersSeen::mark(request.extensions_mut(), AuthLayer::Session),
+                }
                 // Called synchronously on the service that was polled
                 // ready: no clone-and-swap needed.
                 Either::Left(self.inner.call(request))
