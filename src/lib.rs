@@ -40,6 +40,10 @@ pub use keystile_core::{
     random, rejection, replay, scopes, session, session_version, store,
 };
 
+pub use keystile_middleware::{
+    access_log, cidr, client_ip, cors, csp, csp_report, ip_filter, request_id, security_headers,
+};
+
 /// Tower layers (re-exported from `keystile-middleware`).
 pub mod layers {
     pub use keystile_middleware::*;

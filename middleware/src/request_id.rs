@@ -184,9 +184,11 @@ pub struct StampRequestId<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for StampRequestId<S>
+impl<S, B, ResBody> Service<Request<B>> for StampRequestId<S>
 where
-    S: Service<Request<B>, Response = Response>,
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -218,17 +220,22 @@ pin_project! {
     }
 }
 
-impl<F, E> Future for StampFuture<F>
+impl<F, E, ResBody> Future for StampFuture<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
 {
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // Any body the inner services produce (tower-http's trace body, say)
+        // becomes axum's, so a rejection's body can be replaced.
         let mut response = match this.future.poll(cx) {
-            Poll::Ready(Ok(response)) => response,
-            other => return other,
+            Poll::Ready(Ok(response)) => response.map(Body::new),
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
         };
         if let (Some(id), Some(rejection)) =
             (this.id.take(), response.extensions().get::<Rejection>())
