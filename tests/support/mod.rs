@@ -38,6 +38,7 @@ fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+pub mod browser;
 pub mod outage;
 pub mod proxy;
 pub mod redis_server;
