@@ -140,6 +140,14 @@ fn bench_primitives(c: &mut Criterion, fixtures: &Fixtures) {
         b.iter(|| black_box(clock.unix_seconds()));
     });
 
+    group.bench_function("os_random_16_bytes", |b| {
+        let mut nonce = [0u8; 16];
+        b.iter(|| {
+            keystile::random::RandomSource::fill(&keystile::random::OsRandom, &mut nonce).ok();
+            black_box(&nonce);
+        });
+    });
+
     let current = |_: FetchRequest<'_>| async { Ok::<u64, FetchError>(1) };
     let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), current);
     let alice = FetchRequest {

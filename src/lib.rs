@@ -54,6 +54,11 @@ pub mod extract {
     pub use keystile_extractors::*;
 }
 
+/// The hardening guide's examples, compiled and run as doc tests.
+#[doc = include_str!("../docs/hardening.md")]
+#[cfg(doctest)]
+pub struct HardeningDoctests;
+
 /// The README's examples, compiled and run as doc tests.
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -35,7 +35,7 @@ pub const API_KEYS: usize = 10_000;
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 11] = [
+pub const ALL: [Scenario; 14] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -47,7 +47,13 @@ pub const ALL: [Scenario; 11] = [
     Scenario::BearerSessionVersion,
     Scenario::BearerSessionVersionTwoLayers,
     Scenario::HandoffOtherPath,
+    Scenario::TowerHttpHeaders,
+    Scenario::SecurityHeaders,
+    Scenario::IpFilter,
 ];
+
+/// Networks in the IP filter's allow list.
+pub const CIDRS: usize = 1_000;
 
 /// One layer stack in front of the trivial handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +84,17 @@ pub enum Scenario {
     BearerSessionVersionTwoLayers,
     /// `HandoffLayer` on a request for another path.
     HandoffOtherPath,
+    /// The headers of `SecurityHeadersLayer::strict()` (a fixed CSP, no
+    /// nonce, no HSTS over http) as nine tower-http
+    /// `SetResponseHeaderLayer::if_not_present` layers: the peer a user
+    /// would stack by hand.
+    TowerHttpHeaders,
+    /// `SecurityHeadersLayer::strict()` with a nonce CSP: a fresh nonce,
+    /// the `CspNonce` extension and the rendered policy per response.
+    SecurityHeaders,
+    /// `IpFilterLayer` with an allow list of [`CIDRS`] networks, behind a
+    /// map that inserts the peer address (`ConnectInfo`) a server would.
+    IpFilter,
 }
 
 impl Scenario {
@@ -95,6 +112,9 @@ impl Scenario {
             Self::BearerSessionVersion => "bearer_session_version",
             Self::BearerSessionVersionTwoLayers => "bearer_session_version_two_layers",
             Self::HandoffOtherPath => "handoff_other_path",
+            Self::TowerHttpHeaders => "tower_http_headers",
+            Self::SecurityHeaders => "security_headers",
+            Self::IpFilter => "ip_filter",
         }
     }
 
@@ -322,6 +342,54 @@ impl Fixtures {
                 MemoryReplayStore::new(),
                 tenants(),
             )),
+            Scenario::TowerHttpHeaders => {
+                use tower_http::set_header::SetResponseHeaderLayer;
+                // One `ServiceBuilder`, applied with one `Router::layer`, as
+                // the keystile layer is: the comparison is the header work,
+                // not axum's boxing per layer call.
+                let [a, b, c, d, e, f, g, h, i] = strict_headers()
+                    .map(|(name, value)| SetResponseHeaderLayer::if_not_present(name, value));
+                route.layer(
+                    tower::ServiceBuilder::new()
+                        .layer(a)
+                        .layer(b)
+                        .layer(c)
+                        .layer(d)
+                        .layer(e)
+                        .layer(f)
+                        .layer(g)
+                        .layer(h)
+                        .layer(i),
+                )
+            }
+            Scenario::SecurityHeaders => {
+                let csp = keystile::csp::Csp::builder()
+                    .directive(keystile::csp::Directive::DefaultSrc, ["'self'"])
+                    .directive(keystile::csp::Directive::ObjectSrc, ["'none'"])
+                    .directive(keystile::csp::Directive::BaseUri, ["'none'"])
+                    .directive(keystile::csp::Directive::FrameAncestors, ["'none'"])
+                    .nonce()
+                    .build()
+                    .expect("a valid policy");
+                route.layer(keystile::security_headers::SecurityHeadersLayer::strict().csp(csp))
+            }
+            Scenario::IpFilter => {
+                let peer = std::net::SocketAddr::from(([192, 0, 2, 77], 40_000));
+                route
+                    .layer(
+                        keystile::ip_filter::IpFilterLayer::new()
+                            .allow(allow_list())
+                            .expect("valid networks"),
+                    )
+                    .layer(tower::util::MapRequestLayer::new(
+                        move |mut request: Request<Body>| {
+                            request
+                                .extensions_mut()
+                                .insert(axum::extract::ConnectInfo(peer));
+                            request
+                        },
+                    ))
+            }
         };
         Prepared {
             // What `axum::serve` does once per connection (`Router` as a
@@ -338,6 +406,50 @@ impl Default for Fixtures {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The headers `SecurityHeadersLayer::strict()` sends over http, with its
+/// preset policy as a fixed CSP.
+fn strict_headers() -> [(http::HeaderName, HeaderValue); 9] {
+    let fixed = |name: &'static str, value: &'static str| {
+        (
+            http::HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        )
+    };
+    [
+        fixed(
+            "content-security-policy",
+            "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'",
+        ),
+        fixed("x-frame-options", "DENY"),
+        fixed("x-content-type-options", "nosniff"),
+        fixed("referrer-policy", "no-referrer"),
+        fixed("cross-origin-opener-policy", "same-origin"),
+        fixed("cross-origin-resource-policy", "same-origin"),
+        fixed("origin-agent-cluster", "?1"),
+        fixed("x-xss-protection", "0"),
+        fixed(
+            "permissions-policy",
+            keystile::security_headers::PERMISSIONS_POLICY,
+        ),
+    ]
+}
+
+/// [`CIDRS`] networks: /24s spread over 10.0.0.0/8 and /48s over
+/// 2001:db8::/32, plus the benchmark client's own /24, last.
+fn allow_list() -> Vec<String> {
+    let mut nets: Vec<String> = (0..CIDRS - 1)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("10.{}.{}.0/24", (i / 256) % 256, i % 256)
+            } else {
+                format!("2001:db8:{:x}::/48", i)
+            }
+        })
+        .collect();
+    nets.push("192.0.2.0/24".into());
+    nets
 }
 
 fn tenants() -> HostTenant {
