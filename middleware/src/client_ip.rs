@@ -3,7 +3,7 @@
 //! the client) reads.
 //!
 //! The starting point is the TCP peer, from axum's
-//! [`ConnectInfo`](axum::extract::ConnectInfo) (serve the router with
+//! [`ConnectInfo`] (serve the router with
 //! `into_make_service_with_connect_info::<SocketAddr>()`). When that peer is
 //! one of the configured trusted proxies, the forwarding header
 //! (`X-Forwarded-For` by default, or RFC 7239 `Forwarded`) is read from the
