@@ -325,13 +325,18 @@ impl Rejection {
     }
 
     /// The complete response, with the rejection's `tracing` event emitted.
-    /// The rejection itself rides along in the response's extensions, so a
-    /// layer further out can render the body again with more context (the
-    /// request id).
+    /// A [`RenderedRejection`] rides along in the response's extensions, so
+    /// a layer further out can render the body again with more context
+    /// (the request id).
     pub fn into_response(self) -> Response<String> {
         self.emit_event();
-        let mut response = Response::new(self.problem_body());
-        response.extensions_mut().insert(self.clone());
+        let body = self.problem_body();
+        let rendered = RenderedRejection {
+            body_len: body.len(),
+            rejection: self.clone(),
+        };
+        let mut response = Response::new(body);
+        response.extensions_mut().insert(rendered);
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
@@ -344,6 +349,17 @@ impl Rejection {
         }
         response
     }
+}
+
+/// The rejection a response's problem body was rendered from, and that
+/// body's length: a layer further out may render it again (with the
+/// request id) while the body is still exactly the one rendered here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedRejection {
+    /// The rejection.
+    pub rejection: Rejection,
+    /// The length in bytes of the body it was rendered as.
+    pub body_len: usize,
 }
 
 impl fmt::Display for Rejection {

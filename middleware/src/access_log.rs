@@ -172,27 +172,37 @@ impl AccessLog {
         Cow::Owned(scrubbed.join("&"))
     }
 
-    /// `url` (absolute or a path) with its query scrubbed.
+    /// `url` (absolute or a path) with its query scrubbed, its fragment
+    /// (never sent to a server, but quoted in reports, and where implicit
+    /// OAuth flows put tokens) and any user information replaced by
+    /// [`REDACTED`].
     pub fn scrub_url<'u>(&self, url: &'u str) -> Cow<'u, str> {
-        let Some((head, rest)) = url.split_once('?') else {
-            return Cow::Borrowed(url);
+        let (rest, fragment) = match url.split_once('#') {
+            Some((rest, _)) => (rest, true),
+            None => (url, false),
         };
-        let (query, fragment) = match rest.split_once('#') {
-            Some((query, fragment)) => (query, Some(fragment)),
+        let (head, query) = match rest.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
             None => (rest, None),
         };
-        match self.scrub_query(query) {
-            Cow::Borrowed(_) if fragment.is_none() => Cow::Borrowed(url),
-            scrubbed => {
-                let mut out = format!("{head}?{scrubbed}");
-                if fragment.is_some() {
-                    // A fragment is never sent to a server; a report may
-                    // quote one, and it may hold a token too.
-                    out.push_str("#[redacted]");
-                }
-                Cow::Owned(out)
-            }
+        let head = without_userinfo(head);
+        let query = query.map(|q| self.scrub_query(q));
+        let unchanged = !fragment
+            && matches!(head, Cow::Borrowed(_))
+            && query.as_ref().is_none_or(|q| matches!(q, Cow::Borrowed(_)));
+        if unchanged {
+            return Cow::Borrowed(url);
         }
+        let mut out = head.into_owned();
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(&query);
+        }
+        if fragment {
+            out.push('#');
+            out.push_str(REDACTED);
+        }
+        Cow::Owned(out)
     }
 
     fn is_redacted(&self, pair: &str) -> bool {
@@ -201,6 +211,18 @@ impl AccessLog {
         };
         let name = percent_decoded_lowercase(name);
         self.redacted.iter().any(|r| **r == *name)
+    }
+}
+
+/// `scheme://user:password@host/…` without the `user:password@`.
+fn without_userinfo(head: &str) -> Cow<'_, str> {
+    let Some((scheme, rest)) = head.split_once("://") else {
+        return Cow::Borrowed(head);
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!("{scheme}://{REDACTED}@{}", &rest[at + 1..])),
+        None => Cow::Borrowed(head),
     }
 }
 
@@ -330,6 +352,18 @@ mod tests {
         assert_eq!(
             log.scrub_url("/cb?state=1#access_token=abc"),
             "/cb?state=1#[redacted]"
+        );
+        assert_eq!(
+            log.scrub_url("https://app.test/cb#access_token=abc"),
+            "https://app.test/cb#[redacted]"
+        );
+        assert_eq!(
+            log.scrub_url("https://user:pw@app.test/x?page=1"),
+            "https://[redacted]@app.test/x?page=1"
+        );
+        assert_eq!(
+            log.scrub_url("https://app.test/a@b"),
+            "https://app.test/a@b"
         );
     }
 }

@@ -96,6 +96,10 @@ impl ClientIp {
     /// Trusts the proxies in these CIDRs (`10.0.0.0/8`, `::1/128`; a bare
     /// address is a single host) to append the hop they received the
     /// request from.
+    ///
+    /// List the proxies' own addresses and nothing else: a client whose
+    /// address falls inside a trusted network is believed about the hops
+    /// to its left, so it can name any address it likes.
     pub fn trusted_proxies<I, S>(mut self, cidrs: I) -> Result<Self, CidrError>
     where
         I: IntoIterator<Item = S>,

@@ -381,7 +381,7 @@ impl CspBuilder {
                     // What the browser falls back to, minus a 'none' that the
                     // nonce makes meaningless.
                     let mut values = fallback.clone().unwrap_or_default();
-                    values.retain(|v| v != "'none'");
+                    values.retain(|v| !v.eq_ignore_ascii_case("'none'"));
                     self.directives.push((wanted, values));
                 }
             }
@@ -389,10 +389,14 @@ impl CspBuilder {
                 if !directive.takes_nonce() {
                     continue;
                 }
-                if self.strict && values.iter().any(|v| v == "'unsafe-inline'") {
+                if self.strict
+                    && values
+                        .iter()
+                        .any(|v| v.eq_ignore_ascii_case("'unsafe-inline'"))
+                {
                     return Err(CspError::UnsafeInlineWithNonce(*directive));
                 }
-                values.retain(|v| v != "'none'");
+                values.retain(|v| !v.eq_ignore_ascii_case("'none'"));
                 values.push(format!("'nonce-{NONCE_SLOT}'"));
             }
         }
@@ -570,14 +574,26 @@ mod tests {
             twice.unwrap_err(),
             CspError::DuplicateDirective(Directive::ImgSrc)
         );
-        let strict = Csp::builder()
-            .directive(Directive::ScriptSrc, ["'self'", "'unsafe-inline'"])
+        for inline in ["'unsafe-inline'", "'UNSAFE-INLINE'"] {
+            let strict = Csp::builder()
+                .directive(Directive::ScriptSrc, ["'self'", inline])
+                .nonce()
+                .strict()
+                .build();
+            assert_eq!(
+                strict.unwrap_err(),
+                CspError::UnsafeInlineWithNonce(Directive::ScriptSrc)
+            );
+        }
+        let upper_none = Csp::builder()
+            .directive(Directive::ScriptSrc, ["'NONE'"])
             .nonce()
-            .strict()
-            .build();
-        assert_eq!(
-            strict.unwrap_err(),
-            CspError::UnsafeInlineWithNonce(Directive::ScriptSrc)
+            .build()
+            .unwrap();
+        assert!(
+            !upper_none.render("n").contains("'NONE'"),
+            "{}",
+            upper_none.render("n")
         );
         // Without strict mode, 'unsafe-inline' stays as the old-browser
         // fallback that nonce-aware browsers ignore.

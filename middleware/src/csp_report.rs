@@ -17,7 +17,7 @@
 //! | another content type | 415 |
 //! | a body over the cap (default 16 KiB) | 413, unread past the cap |
 //! | not JSON of the format its type names | 400 |
-//! | over the per-source budget (default 20 reports a minute per client address) | 429 with `Retry-After` |
+//! | over the per-source budget (default 20 violations a minute per client address; an IPv6 client is its /64) | 429 with `Retry-After`; a batch is cut at the budget |
 //!
 //! The per-source budget is kept for a bounded number of sources (default
 //! 10 000, constant-time eviction), so a flood of reports from many
@@ -35,8 +35,9 @@
 //! ```
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -98,15 +99,11 @@ struct Config {
     window: Duration,
     client: ClientIp,
     clock: SharedClock,
-    budgets: Arc<Cache<Option<IpAddr>, Budget>>,
+    /// Per source: the window index (high 32 bits) and the violations
+    /// taken in it (low 32 bits), updated atomically.
+    budgets: Arc<Cache<Option<IpAddr>, Arc<AtomicU64>>>,
     scrub: AccessLog,
     callback: Option<Callback>,
-}
-
-#[derive(Clone, Copy)]
-struct Budget {
-    window: u64,
-    used: u32,
 }
 
 impl Default for CspReports {
@@ -139,7 +136,8 @@ impl CspReports {
         self.with(|c| c.max_body = bytes)
     }
 
-    /// Accepts `reports` per source per `window` (at least one second).
+    /// Accepts `reports` violations per source per `window` (at least one
+    /// second).
     #[must_use]
     pub fn per_source(self, reports: u32, window: Duration) -> Self {
         self.with(|c| {
@@ -220,24 +218,42 @@ impl Config {
         if declared.is_some_and(|len| len > self.max_body as u64) {
             return Err(too_large());
         }
-        let source = self.client.resolve(&request).ok();
-        self.spend(source)?;
+        let source = self.client.resolve(&request).ok().map(source_key);
+        if self.take(source, 0) == 0 {
+            return Err(self.over_budget());
+        }
         let body = axum::body::to_bytes(request.into_body(), self.max_body)
             .await
             .map_err(|_| too_large())?;
         let json: Value = serde_json::from_slice(&body)
             .map_err(|_| refusal(StatusCode::BAD_REQUEST, "the report is not JSON"))?;
-        let violations = match format {
+        let mut violations = match format {
             Format::CspReport => vec![self.read_csp_report(&json, source)?],
             Format::Reports => self.read_reports(&json, source)?,
         };
-        for violation in &violations {
+        let wanted = u32::try_from(violations.len()).unwrap_or(u32::MAX).max(1);
+        let taken = self.take(source, wanted);
+        if taken == 0 {
+            return Err(self.over_budget());
+        }
+        if (taken as usize) < violations.len() {
             tracing::warn!(
                 target: "keystile::csp",
-                document = %violation.document,
-                directive = %violation.directive,
-                blocked = %violation.blocked,
-                disposition = %violation.disposition,
+                dropped = violations.len() - taken as usize,
+                source = ?source,
+                "CSP violations over the source's budget dropped"
+            );
+            violations.truncate(taken as usize);
+        }
+        for violation in &violations {
+            // Debug formatting quotes and escapes: a report cannot forge
+            // fields or lines of its own.
+            tracing::warn!(
+                target: "keystile::csp",
+                document = ?violation.document,
+                directive = ?violation.directive,
+                blocked = ?violation.blocked,
+                disposition = ?violation.disposition,
                 source = ?violation.source,
                 "CSP violation"
             );
@@ -248,31 +264,43 @@ impl Config {
         Ok(())
     }
 
-    /// Takes one report from `source`'s budget, or refuses.
-    fn spend(&self, source: Option<IpAddr>) -> Result<(), Rejection> {
+    /// Takes up to `wanted` violations from `source`'s budget in the
+    /// current window and says how many it took; with `wanted` 0, says
+    /// whether any is left (1) or not (0) without taking.
+    fn take(&self, source: Option<IpAddr>, wanted: u32) -> u32 {
         let window_secs = self.window.as_secs().max(1);
-        let now = self.clock.unix_seconds() / window_secs;
-        let budget = match self.budgets.get(&source) {
-            Some(budget) if budget.window == now => budget,
-            _ => Budget {
-                window: now,
-                used: 0,
-            },
-        };
-        if budget.used >= self.per_source {
-            let retry = window_secs - self.clock.unix_seconds() % window_secs;
-            return Err(Rejection::new(Reason::RateLimited, SOURCE)
-                .with_detail("too many reports from this source")
-                .with_retry_after(u32::try_from(retry).unwrap_or(u32::MAX)));
+        // The window index wraps at 2^32 windows (136 years of seconds).
+        let now = (self.clock.unix_seconds() / window_secs) as u32;
+        let cell = self
+            .budgets
+            .get_or_insert_with(&source, || Ok::<_, ()>(Arc::new(AtomicU64::new(0))))
+            .unwrap_or_else(|()| Arc::new(AtomicU64::new(0)));
+        let mut current = cell.load(Ordering::Acquire);
+        loop {
+            let (window, used) = ((current >> 32) as u32, current as u32);
+            let used = if window == now { used } else { 0 };
+            let left = self.per_source.saturating_sub(used);
+            if wanted == 0 {
+                return u32::from(left > 0);
+            }
+            let taking = left.min(wanted);
+            if taking == 0 {
+                return 0;
+            }
+            let next = (u64::from(now) << 32) | u64::from(used + taking);
+            match cell.compare_exchange(current, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return taking,
+                Err(actual) => current = actual,
+            }
         }
-        self.budgets.insert(
-            source,
-            Budget {
-                used: budget.used + 1,
-                ..budget
-            },
-        );
-        Ok(())
+    }
+
+    fn over_budget(&self) -> Rejection {
+        let window_secs = self.window.as_secs().max(1);
+        let retry = window_secs - self.clock.unix_seconds() % window_secs;
+        Rejection::new(Reason::RateLimited, SOURCE)
+            .with_detail("too many reports from this source")
+            .with_retry_after(u32::try_from(retry).unwrap_or(u32::MAX))
     }
 
     fn read_csp_report(
@@ -328,6 +356,15 @@ impl Config {
     }
 }
 
+/// The budget key of a client: its address, or for IPv6 its /64 (one
+/// subscriber's allocation, which it may rotate through freely).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+    }
+}
+
 /// The media type of the request, lowercased, without parameters.
 fn content_type(request: &Request<Body>) -> Option<String> {
     let value = request.headers().get(CONTENT_TYPE)?.to_str().ok()?;
@@ -342,8 +379,14 @@ fn text(value: Option<&Value>) -> String {
         Some(Value::Number(n)) => n.to_string(),
         _ => String::new(),
     };
+    // Controls, line and paragraph separators and the invisible format
+    // characters (bidi overrides, zero-width) never reach a log.
     text.chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| {
+            !c.is_control()
+                && !matches!(c, '\u{2028}' | '\u{2029}' | '\u{200b}'..='\u{200f}'
+                    | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+        })
         .take(MAX_FIELD)
         .collect()
 }
@@ -451,6 +494,41 @@ mod tests {
             );
         }
         assert!(seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_charged_per_violation_and_cut_at_the_budget() {
+        let (reports, seen) = collecting();
+        let reports = reports.per_source(3, Duration::from_secs(60));
+        let one = r#"{"type": "csp-violation", "body": {"blockedURL": "inline"}}"#;
+        let batch = format!("[{}]", [one; 5].join(","));
+        let answer = reports
+            .handle(post_report("application/reports+json", &batch))
+            .await;
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        assert_eq!(seen.lock().unwrap().len(), 3, "cut at the budget");
+        let answer = reports
+            .handle(post_report("application/reports+json", &batch))
+            .await;
+        assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn ipv6_sources_share_their_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(source_key(a), source_key(b));
+        assert_ne!(source_key(a), source_key(c));
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(source_key(v4), v4);
+    }
+
+    #[test]
+    fn report_text_loses_what_could_forge_a_log_line() {
+        let forged = Value::String("x\u{2028}directive=\u{202e}evil\u{200b}\n".into());
+        assert_eq!(text(Some(&forged)), "xdirective=evil");
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request};
 use keystile_core::random::{OsRandom, SharedRandom};
-use keystile_core::rejection::{Reason, Rejection};
+use keystile_core::rejection::{PROBLEM_JSON, Reason, Rejection, RenderedRejection};
 use pin_project_lite::pin_project;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestId, PropagateRequestIdLayer, RequestId as TowerRequestId,
@@ -237,13 +237,32 @@ where
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => return Poll::Pending,
         };
-        if let (Some(id), Some(rejection)) =
-            (this.id.take(), response.extensions().get::<Rejection>())
-        {
-            let body = rejection.clone().with_request_id(id).problem_body();
-            *response.body_mut() = Body::from(body);
+        let rendered = response.extensions_mut().remove::<RenderedRejection>();
+        if let (Some(id), Some(rendered)) = (this.id.take(), rendered) {
+            stamp(&mut response, rendered, &id);
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+/// Renders `rendered` again with the request id, but only while the
+/// response still carries exactly the body it was rendered as: a layer in
+/// between that compressed it, or replaced it (to hide a detail, say), is
+/// left alone.
+fn stamp(response: &mut Response, rendered: RenderedRejection, id: &str) {
+    use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+    use http_body::Body as _;
+
+    let headers = response.headers();
+    let untouched = !headers.contains_key(CONTENT_ENCODING)
+        && headers
+            .get(CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes() == PROBLEM_JSON.as_bytes())
+        && response.body().size_hint().exact() == u64::try_from(rendered.body_len).ok();
+    if untouched {
+        let body = rendered.rejection.with_request_id(id).problem_body();
+        response.headers_mut().remove(CONTENT_LENGTH);
+        *response.body_mut() = Body::from(body);
     }
 }
 
@@ -337,6 +356,44 @@ mod tests {
         }
         let (seen, _) = answer(RequestIdLayer::new().always_generate(), &[b"fine"]).await;
         assert!(generated(&seen), "{seen}");
+    }
+
+    #[tokio::test]
+    async fn only_an_untouched_problem_body_is_stamped() {
+        async fn body_with(change: fn(&mut Response)) -> String {
+            let service =
+                RequestIdLayer::new().layer(tower::service_fn(move |_: Request<Body>| {
+                    let mut response = crate::response::rejection_response(Rejection::new(
+                        Reason::MissingCredentials,
+                        "test",
+                    ));
+                    change(&mut response);
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                }));
+            let request = Request::get("/")
+                .header(X_REQUEST_ID, "req-1")
+                .body(Body::empty())
+                .unwrap();
+            let response = service.oneshot(request).await.unwrap();
+            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+                .await
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        }
+        assert!(body_with(|_| {}).await.contains(r#""request_id":"req-1""#));
+        let hidden = body_with(|r| *r.body_mut() = Body::from(r#"{"reason":"x"}"#)).await;
+        assert_eq!(hidden, r#"{"reason":"x"}"#, "a replaced body is left alone");
+        let compressed = body_with(|r| {
+            r.headers_mut().insert(
+                http::header::CONTENT_ENCODING,
+                HeaderValue::from_static("gzip"),
+            );
+        })
+        .await;
+        assert!(
+            !compressed.contains("req-1"),
+            "an encoded body is left alone"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! **HSTS only over https.** A `Strict-Transport-Security` header on plain
 //! http is ignored by browsers at best; on `localhost` during development
 //! it pins the name to https for a year at worst. The layer sends it when
-//! the request arrived over https: the request's URI says `https`, or
+//! the request arrived over https: an HTTP/2 request's scheme says `https`, or
 //! [`https`](SecurityHeadersLayer::https) says the service is reachable
 //! only over https (TLS ends in the process), or `X-Forwarded-Proto: https`
 //! was set by a proxy you trust ([`HttpsDetection::ForwardedProto`]; from
@@ -70,7 +70,7 @@ use http::header::{
     X_XSS_PROTECTION,
 };
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request};
+use http::{HeaderName, HeaderValue, Request, Version};
 use keystile_core::random::{OsRandom, RandomSource};
 use keystile_core::rejection::{Reason, Rejection};
 use pin_project_lite::pin_project;
@@ -107,8 +107,8 @@ pub const HSTS_MAX_AGE: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
 pub enum HttpsDetection {
-    /// The request URI's scheme says `https` (HTTP/2, absolute-form
-    /// targets). The default.
+    /// An HTTP/2 request's `:scheme` says `https` (an HTTP/1 request line
+    /// is the client's text and never counts). The default.
     #[default]
     RequestScheme,
     /// The service is reachable over https only.
@@ -302,7 +302,10 @@ impl SecurityHeadersLayer {
 
 impl Config {
     fn is_https<B>(&self, request: &Request<B>) -> bool {
-        if request.uri().scheme_str() == Some("https") {
+        // HTTP/2 carries the scheme the connection was made with; an
+        // HTTP/1 absolute-form target (`GET https://… HTTP/1.1`) is the
+        // client's text, on whatever connection it came.
+        if request.version() >= Version::HTTP_2 && request.uri().scheme_str() == Some("https") {
             return true;
         }
         match &self.https {
@@ -539,11 +542,16 @@ mod tests {
     async fn hsts_only_over_https() {
         let plain = respond(SecurityHeadersLayer::strict(), get("/")).await;
         assert!(!plain.headers().contains_key(STRICT_TRANSPORT_SECURITY));
-        let https = respond(SecurityHeadersLayer::strict(), get("https://example.test/")).await;
+        let mut h2 = get("https://example.test/");
+        *h2.version_mut() = Version::HTTP_2;
+        let https = respond(SecurityHeadersLayer::strict(), h2).await;
         assert_eq!(
             https.headers()[STRICT_TRANSPORT_SECURITY],
             "max-age=31536000; includeSubDomains"
         );
+        // An HTTP/1 absolute-form `https://` target is the client's claim.
+        let claimed = respond(SecurityHeadersLayer::strict(), get("https://example.test/")).await;
+        assert!(!claimed.headers().contains_key(STRICT_TRANSPORT_SECURITY));
         let always = SecurityHeadersLayer::strict().https(HttpsDetection::Always);
         assert!(
             respond(always, get("/"))

@@ -78,15 +78,21 @@ pub struct CachedApiKeyStore<S> {
 /// full the cache is. `None` when the capacity is zero.
 struct Bounded<T: Clone> {
     entries: Option<Cache<[u8; 32], Cached<T>>>,
-    capacity: usize,
 }
 
 impl<T: Clone> Bounded<T> {
     fn new(capacity: usize) -> Self {
         Self {
             entries: (capacity > 0).then(|| Cache::new(capacity)),
-            capacity,
         }
+    }
+
+    /// The most entries held: the configured bound rounded up to a multiple
+    /// of the cache's shards.
+    fn capacity(&self) -> usize {
+        self.entries
+            .as_ref()
+            .map_or(0, |e| usize::try_from(e.capacity()).unwrap_or(usize::MAX))
     }
 
     fn get(&self, digest: &KeyDigest, now_ms: u64) -> Option<T> {
@@ -202,10 +208,12 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
         self.unknown.clear();
     }
 
-    /// The most known keys and unknown digests held; [`cached`](Self::cached)
-    /// never exceeds them.
+    /// The most known keys and unknown digests held: the configured
+    /// bounds, each rounded up to a multiple of the cache's shards (their
+    /// number follows the core count). [`cached`](Self::cached) never
+    /// exceeds them.
     pub fn capacity(&self) -> (usize, usize) {
-        (self.known.capacity, self.unknown.capacity)
+        (self.known.capacity(), self.unknown.capacity())
     }
 
     /// Number of cached known keys and unknown digests.

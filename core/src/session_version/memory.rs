@@ -53,7 +53,6 @@ const DEFAULT_CAPACITY: usize = 65_536;
 /// ```
 pub struct MemorySessionVersionCache {
     entries: Cache<Box<str>, Entry>,
-    capacity: usize,
     generation: AtomicU64,
     ttl_millis: u64,
     clock: SharedClock,
@@ -70,7 +69,6 @@ impl MemorySessionVersionCache {
     pub fn new() -> Self {
         Self {
             entries: Cache::new(DEFAULT_CAPACITY),
-            capacity: DEFAULT_CAPACITY,
             generation: AtomicU64::new(0),
             ttl_millis: millis(DEFAULT_TTL),
             clock: SystemClock::shared(),
@@ -84,10 +82,10 @@ impl MemorySessionVersionCache {
         self
     }
 
-    /// The most subjects kept (at least one).
+    /// The most subjects kept (at least one; rounded up to a multiple of
+    /// the cache's shards, see [`capacity`](Self::capacity)).
     pub fn with_capacity(mut self, entries: usize) -> Self {
-        self.capacity = entries.max(1);
-        self.entries = Cache::new(self.capacity);
+        self.entries = Cache::new(entries.max(1));
         self
     }
 
@@ -102,9 +100,11 @@ impl MemorySessionVersionCache {
         self.entries.len()
     }
 
-    /// The most entries ever held. [`len`](Self::len) never exceeds it.
+    /// The most entries ever held: the configured bound, rounded up to a
+    /// multiple of the cache's shards (their number follows the core
+    /// count). [`len`](Self::len) never exceeds it.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        usize::try_from(self.entries.capacity()).unwrap_or(usize::MAX)
     }
 
     /// Whether no entries are held.
@@ -178,7 +178,7 @@ impl std::fmt::Debug for MemorySessionVersionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemorySessionVersionCache")
             .field("entries", &self.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .field("ttl_millis", &self.ttl_millis)
             .field("generation", &self.generation())
             .finish()
