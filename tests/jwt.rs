@@ -82,18 +82,52 @@ fn rfc7515_a1_signature_is_hmac_sha256_over_the_signing_input() {
 }
 
 #[test]
-fn rfc7515_a1_token_is_refused_because_it_names_no_key() {
+fn rfc7515_a1_token_without_a_kid_verifies_under_the_only_hs256_key() {
     let key = encoding::decode(A1_KEY).unwrap();
     let clock = ManualClock::at_unix(1_300_819_370);
-    let verifier = base(&clock)
+    let one = base(&clock)
         .hs256_secret("a1", &key)
         .unwrap()
+        .issuer("joe")
+        .build()
+        .unwrap();
+    // RFC 7515 A.1 has no `sub`: keystile requires one.
+    assert!(matches!(
+        one.verify_token(A1_TOKEN),
+        Err(TokenError::Malformed(_))
+    ));
+    // The same header and key, with a subject: verified without a kid.
+    let payload = json!({"iss": "joe", "exp": 1_300_819_380u64, "sub": "joe"});
+    let token = sign(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(&key),
+        payload,
+    );
+    assert_eq!(one.verify_token(&token).unwrap().subject, "joe");
+    // With a second HS256 key there is no "only key": refused.
+    let two = base(&clock)
+        .hs256_secret("a1", &key)
+        .unwrap()
+        .hs256_secret("other", &[7; 32])
+        .unwrap()
+        .issuer("joe")
         .build()
         .unwrap();
     assert!(matches!(
-        verifier.verify_token(A1_TOKEN),
+        two.verify_token(&token),
         Err(TokenError::UnknownKey)
     ));
+    // ... while another algorithm's key beside it changes nothing.
+    let mixed = base(&clock)
+        .hs256_secret("a1", &key)
+        .unwrap()
+        .public_key_pem("rsa-1", JwtAlgorithm::RS256, RSA_PUBLIC)
+        .unwrap()
+        .issuer("joe")
+        .build()
+        .unwrap();
+    assert_eq!(mixed.verify_token(&token).unwrap().subject, "joe");
 }
 
 #[test]
@@ -435,7 +469,7 @@ fn rs256_presented_for_an_hmac_kid_is_refused() {
 }
 
 #[test]
-fn unknown_or_missing_kid_is_refused() {
+fn an_unknown_kid_is_refused_and_a_missing_one_goes_to_the_only_key() {
     let ring = keyring(1);
     let clock = ManualClock::at_unix(T0);
     let verifier = base(&clock).keyring(&ring).build().unwrap();
@@ -444,6 +478,8 @@ fn unknown_or_missing_kid_is_refused() {
         verifier.verify_token(&stranger),
         Err(TokenError::UnknownKey)
     ));
+    // Without a kid the only HS256 key checks it: the raw keyring secret
+    // is not the derived JWT secret, so the signature does not verify.
     let secret_without_kid = sign(
         Algorithm::HS256,
         None,
@@ -452,7 +488,13 @@ fn unknown_or_missing_kid_is_refused() {
     );
     assert!(matches!(
         verifier.verify_token(&secret_without_kid),
-        Err(TokenError::UnknownKey)
+        Err(TokenError::BadSignature)
+    ));
+    // An RS256 token without a kid has no RS256 key to go to.
+    let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
+    assert!(matches!(
+        verifier.verify_token(&sign(Algorithm::RS256, None, &rsa, claims())),
+        Err(TokenError::WrongAlgorithm)
     ));
 }
 

@@ -3,8 +3,11 @@
 //!
 //! What a [`JwtVerifier`] guarantees:
 //!
-//! - Every token must name its key in the header `kid`; a missing or unknown
-//!   `kid` is refused. Each key is pinned to ONE algorithm, so `alg: none`
+//! - A token names its key in the header `kid`; an unknown `kid` is refused.
+//!   Without a `kid` (RFC 7515 makes it optional, and many HS256 issuers
+//!   omit it) the token is verified with the verifier's one key for the
+//!   header's `alg`, and refused when there is none or more than one. Each
+//!   key is pinned to ONE algorithm, so `alg: none`
 //!   (not even parsed), HS256 presented against an RSA key (the classic
 //!   confusion attack), or RS256 against an HMAC key are refused before any
 //!   signature math.
@@ -278,8 +281,11 @@ impl JwtVerifier {
             Keys::Many(keys) => {
                 let header = jsonwebtoken::decode_header(token).map_err(|_| BAD_HEADER)?;
                 refuse_crit(&header)?;
-                let kid = header.kid.as_deref().ok_or(TokenError::UnknownKey)?;
-                let key = keys.get(kid).ok_or(TokenError::UnknownKey)?;
+                let key = match header.kid.as_deref() {
+                    Some(kid) => keys.get(kid),
+                    None => only_key_for(keys, header.alg),
+                }
+                .ok_or(TokenError::UnknownKey)?;
                 jsonwebtoken::decode::<ClaimSlots>(token, &key.key, &key.validation)
                     .map_err(|e| map_error(e.kind()))?
                     .claims
@@ -438,13 +444,25 @@ fn refuse_crit(header: &Header) -> Result<(), TokenError> {
 }
 
 /// The header checks of a single-key verifier, in the order the checks of
-/// a verifier with several keys run: no `crit`, then `kid` names the key.
+/// a verifier with several keys run: no `crit`, then a `kid`, if there is
+/// one, names the key (the algorithm is checked by `decode` against the
+/// key's own).
 fn check_header(header: &Header, kid: &str) -> Result<(), TokenError> {
     refuse_crit(header)?;
-    if header.kid.as_deref() != Some(kid) {
+    if header.kid.as_deref().is_some_and(|named| named != kid) {
         return Err(TokenError::UnknownKey);
     }
     Ok(())
+}
+
+/// The one key pinned to `alg`, for a token without a `kid`; none when no
+/// key or several keys use that algorithm (never a guess between them).
+fn only_key_for(keys: &HashMap<String, VerifyKey>, alg: Algorithm) -> Option<&VerifyKey> {
+    let mut matching = keys.values().filter(|k| k.validation.algorithms == [alg]);
+    match (matching.next(), matching.next()) {
+        (Some(key), None) => Some(key),
+        _ => None,
+    }
 }
 
 fn map_error(kind: &ErrorKind) -> TokenError {
@@ -962,7 +980,7 @@ mod tests {
     }
 
     #[test]
-    fn single_key_refuses_a_missing_kid() {
+    fn without_a_kid_the_only_key_of_the_algorithm_decides() {
         let keyring = ring(1);
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&keyring, &clock);
@@ -973,12 +991,24 @@ mod tests {
             keyring.primary(),
             Algorithm::HS256,
         );
-        for token in [valid.clone(), tamper(&valid)] {
-            assert!(matches!(
-                verifier.verify_token(&token),
-                Err(TokenError::UnknownKey)
-            ));
-        }
+        assert_eq!(verifier.verify_token(&valid).unwrap().subject, "u");
+        assert!(matches!(
+            verifier.verify_token(&tamper(&valid)),
+            Err(TokenError::BadSignature)
+        ));
+        // Two HS256 keys (a fallback): no guessing between them.
+        let rotated = Keyring::new(SigningKey::from_bytes(&[2; 32]).unwrap())
+            .with_fallback(SigningKey::from_bytes(&[1; 32]).unwrap())
+            .unwrap();
+        let two = JwtVerifier::builder()
+            .keyring(&rotated)
+            .clock(clock.shared())
+            .build()
+            .unwrap();
+        assert!(matches!(
+            two.verify_token(&valid),
+            Err(TokenError::UnknownKey)
+        ));
     }
 
     #[test]
@@ -1014,9 +1044,12 @@ mod tests {
     }
 
     /// The single-key path refuses every token exactly as the path that
-    /// reads the header first (a verifier with a second, unused key).
+    /// reads the header first (a verifier with a second, unused key of
+    /// another algorithm, so the HS256 key is still the only one for a
+    /// token without a kid).
     #[test]
     fn single_key_and_several_keys_answer_alike() {
+        const RSA_PUBLIC: &[u8] = include_bytes!("../../../tests/fixtures/rsa_public.pem");
         let keyring = ring(1);
         let key = keyring.primary();
         let kid = key.id().as_str();
@@ -1024,7 +1057,7 @@ mod tests {
         let one = verifier(&keyring, &clock);
         let two = JwtVerifier::builder()
             .keyring(&keyring)
-            .hs256_secret("unused", &[9; 32])
+            .public_key_pem("unused", JwtAlgorithm::RS256, RSA_PUBLIC)
             .unwrap()
             .clock(clock.shared())
             .build()

@@ -22,7 +22,8 @@ pub enum TokenError {
     /// quoting the token.
     #[error("malformed token: {0}")]
     Malformed(&'static str),
-    /// The token names no key this verifier holds, or names none at all.
+    /// The token names no key this verifier holds, or names none and the
+    /// verifier has no single key for its algorithm.
     #[error("token signed by an unknown key")]
     UnknownKey,
     /// The `alg` is not the one configured for the named key (algorithm
