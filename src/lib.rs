@@ -21,13 +21,14 @@
 //!
 //! | feature    | adds |
 //! |------------|------|
-//! | `cli`      | the `keystile` command-line tool (default) |
+//! | `cli`      | the `keystile` command-line tool |
 //! | `redis`    | Redis backends for fleets |
 //! | `postgres` | the PostgreSQL API-key store |
 //! | `jwt`      | JWT bearer verification and token lifecycle |
-//! | `userinfo` | the HTTP userinfo session-version fetcher (default) |
+//! | `userinfo` | the HTTP userinfo session-version fetcher |
 //!
-//! In-memory backends need no feature and no server.
+//! No feature is on by default. In-memory backends and the hygiene layers
+//! need no feature and no server.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

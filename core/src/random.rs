@@ -14,9 +14,6 @@
 
 use std::sync::Arc;
 
-use rand::TryRngCore as _;
-use rand::rngs::OsRng;
-
 /// The random source could not produce bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the random source failed: {0}")]
@@ -44,9 +41,7 @@ impl OsRandom {
 
 impl RandomSource for OsRandom {
     fn fill(&self, dest: &mut [u8]) -> Result<(), RandomError> {
-        OsRng
-            .try_fill_bytes(dest)
-            .map_err(|e| RandomError(e.to_string()))
+        getrandom::fill(dest).map_err(|e| RandomError(e.to_string()))
     }
 }
 
