@@ -29,6 +29,7 @@
 //!
 //! No feature is on by default. In-memory backends and the hygiene layers
 //! need no feature and no server.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -5,6 +5,7 @@
 //! [`identity`](identity::Principal) every layer produces, and the
 //! [`rejection`] conventions every failure follows. Most users depend on the
 //! `keystile` facade instead of this crate.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

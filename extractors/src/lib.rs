@@ -4,6 +4,7 @@
 //! Every extractor works as `Option<_>` too. Using one on a route without the
 //! layer it needs is a 500 whose detail names that layer: a programming error,
 //! never a silent 401.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -10,6 +10,7 @@
 //! (`security_headers`, `csp`, `csp_report`, `cors`, `request_id`,
 //! `access_log`, `ip_filter`), composed with tower-http where it has the
 //! piece.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
