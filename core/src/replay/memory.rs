@@ -1,28 +1,22 @@
 //! The in-process replay store.
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 
-use crate::clock::{SharedClock, SystemClock};
-use crate::store::StoreError;
+use crate::clock::SharedClock;
+use crate::store::{ExpiringIds, StoreError};
 
 use super::{Redemption, ReplayStore};
 
 /// How many live ids a [`MemoryReplayStore`] holds unless configured.
 pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 
-/// Ids are kept as SHA-256 digests: every entry has the same small size
-/// whatever the caller passes, so the entry bound is also a memory bound.
-type IdDigest = [u8; 32];
-
 /// A bounded in-memory [`ReplayStore`] for a single process.
 ///
-/// - Each id is recorded until its expiry; expired ids are pruned on every
-///   call (oldest first, so pruning costs only what it removes).
+/// - Each id is recorded until its expiry in an [`ExpiringIds`] set (the
+///   same one the in-memory revocation list uses); expired ids are pruned
+///   on every call, oldest first.
 /// - At most `capacity` live ids are held. When full of live ids, a new id
 ///   is refused with [`StoreError::Capacity`] (a 503 at the edge): the store
 ///   never forgets a live id to make room, because forgetting one would
@@ -51,27 +45,7 @@ type IdDigest = [u8; 32];
 /// # }
 /// ```
 pub struct MemoryReplayStore {
-    state: Mutex<State>,
-    capacity: usize,
-    clock: SharedClock,
-}
-
-#[derive(Default)]
-struct State {
-    expiry_of: HashMap<IdDigest, u64>,
-    by_expiry: BTreeSet<(u64, IdDigest)>,
-}
-
-impl State {
-    fn prune(&mut self, now: u64) {
-        while let Some(&(expires_at, id)) = self.by_expiry.first() {
-            if expires_at > now {
-                break;
-            }
-            self.by_expiry.pop_first();
-            self.expiry_of.remove(&id);
-        }
-    }
+    ids: ExpiringIds,
 }
 
 impl MemoryReplayStore {
@@ -84,56 +58,29 @@ impl MemoryReplayStore {
     /// A store holding up to `capacity` live ids (at least 1).
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            state: Mutex::new(State::default()),
-            capacity: capacity.max(1),
-            clock: SystemClock::shared(),
+            ids: ExpiringIds::new(capacity),
         }
     }
 
     /// Reads time from `clock` to decide which ids have expired.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.ids = self.ids.with_clock(clock);
         self
     }
 
-    /// The number of ids held, including expired ones not yet pruned.
+    /// The number of live ids held.
     pub fn len(&self) -> usize {
-        self.lock().expiry_of.len()
+        self.ids.len()
     }
 
     /// Whether no id is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.ids.is_empty()
     }
 
     /// The most live ids this store holds.
     pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Nothing panics while the lock is held, and the state stays
-        // consistent between statements, so a poisoned lock is still usable.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn redeem_now(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        let digest: IdDigest = Sha256::digest(id.as_bytes()).into();
-        let now = self.clock.unix_seconds();
-        let mut state = self.lock();
-        state.prune(now);
-        if state.expiry_of.contains_key(&digest) {
-            return Ok(Redemption::AlreadyUsed);
-        }
-        if state.expiry_of.len() >= self.capacity {
-            return Err(StoreError::Capacity);
-        }
-        // An id whose token is already past expiry is still held for a
-        // second: a racing duplicate must not be admitted in between.
-        let until = expires_at.max(now.saturating_add(1));
-        state.expiry_of.insert(digest, until);
-        state.by_expiry.insert((until, digest));
-        Ok(Redemption::First)
+        self.ids.capacity()
     }
 }
 
@@ -146,7 +93,11 @@ impl Default for MemoryReplayStore {
 #[async_trait]
 impl ReplayStore for MemoryReplayStore {
     async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        self.redeem_now(id, expires_at)
+        Ok(if self.ids.insert(id, expires_at)? {
+            Redemption::First
+        } else {
+            Redemption::AlreadyUsed
+        })
     }
 }
 
@@ -154,7 +105,7 @@ impl fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .finish_non_exhaustive()
     }
 }

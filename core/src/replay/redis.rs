@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use crate::store::StoreError;
-use crate::store::redis as store_redis;
+use crate::store::redis::{self as store_redis, RedisExpiringIds};
 
 use super::{Redemption, ReplayStore};
 
@@ -42,18 +42,18 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 /// ```
 #[derive(Clone)]
 pub struct RedisReplayStore {
-    connection: ConnectionManager,
-    prefix: String,
-    timeout: Duration,
+    ids: RedisExpiringIds,
 }
 
 impl RedisReplayStore {
     /// A store over an existing connection manager.
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
-            connection,
-            prefix: DEFAULT_REDIS_REPLAY_PREFIX.to_owned(),
-            timeout: DEFAULT_REDIS_TIMEOUT,
+            ids: RedisExpiringIds::new(
+                connection,
+                DEFAULT_REDIS_REPLAY_PREFIX,
+                DEFAULT_REDIS_TIMEOUT,
+            ),
         }
     }
 
@@ -67,39 +67,29 @@ impl RedisReplayStore {
 
     /// Prefixes every key, so several apps can share one Redis.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.ids.set_prefix(prefix);
         self
     }
 
     /// Bounds each redemption's round trip.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.ids.set_timeout(timeout);
         self
     }
 
     /// The key prefix.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.ids.prefix()
     }
 }
 
 #[async_trait]
 impl ReplayStore for RedisReplayStore {
     async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        let mut connection = self.connection.clone();
-        let mut command = redis::cmd("SET");
-        command
-            .arg(format!("{}{id}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("EXAT")
-            .arg(expires_at.max(1));
-        let reply: Option<String> =
-            store_redis::bounded(self.timeout, command.query_async(&mut connection)).await?;
-        // `SET … NX` answers OK when it set the key and nil when it existed.
-        Ok(match reply {
-            Some(_) => Redemption::First,
-            None => Redemption::AlreadyUsed,
+        Ok(if self.ids.insert(id, expires_at).await? {
+            Redemption::First
+        } else {
+            Redemption::AlreadyUsed
         })
     }
 }
@@ -107,8 +97,7 @@ impl ReplayStore for RedisReplayStore {
 impl fmt::Debug for RedisReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReplayStore")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .finish_non_exhaustive()
+            .field("ids", &self.ids)
+            .finish()
     }
 }

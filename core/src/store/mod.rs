@@ -33,5 +33,10 @@ impl StoreError {
     }
 }
 
+mod expiring;
 #[cfg(feature = "redis")]
 pub mod redis;
+
+pub use expiring::ExpiringIds;
+#[cfg(feature = "redis")]
+pub use redis::RedisExpiringIds;

@@ -68,3 +68,90 @@ pub async fn bounded<T>(
         Err(_) => Err(StoreError::Timeout),
     }
 }
+
+/// The Redis form of [`ExpiringIds`](super::ExpiringIds), behind the Redis
+/// replay store and the Redis revocation list: one key per id,
+/// `{prefix}{id}`, written with one atomic `SET … NX EXAT {expires_at}` (no
+/// separate `EXPIRE` a crash could skip) and read with `EXISTS`; every call
+/// bounded by `timeout`.
+///
+/// `EXAT` is an absolute Unix time, so every instance agrees on when an id
+/// may be forgotten; instance clocks must be in sync (NTP), as for token
+/// expiry itself. Needs Redis 6.2 or later.
+#[derive(Clone)]
+pub struct RedisExpiringIds {
+    connection: ConnectionManager,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisExpiringIds {
+    /// Ids under `prefix` on `connection`, each call bounded by `timeout`.
+    pub fn new(
+        connection: ConnectionManager,
+        prefix: impl Into<String>,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            connection,
+            prefix: prefix.into(),
+            timeout,
+        }
+    }
+
+    /// Replaces the key prefix.
+    pub fn set_prefix(&mut self, prefix: impl Into<String>) {
+        self.prefix = prefix.into();
+    }
+
+    /// Replaces the per-call bound.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The per-call bound.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Adds `id` until `expires_at` unless it is already there: `Ok(true)`
+    /// when this call added it (of any number of racing calls, across every
+    /// process, exactly one).
+    pub async fn insert(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(format!("{}{id}", self.prefix))
+            .arg(1)
+            .arg("NX")
+            .arg("EXAT")
+            .arg(expires_at.max(1));
+        let mut connection = self.connection.clone();
+        // `SET … NX` answers OK when it set the key and nil when it existed.
+        let reply: Option<String> =
+            bounded(self.timeout, command.query_async(&mut connection)).await?;
+        Ok(reply.is_some())
+    }
+
+    /// Whether `id` is in the set (and not expired).
+    pub async fn contains(&self, id: &str) -> Result<bool, StoreError> {
+        let mut command = redis::cmd("EXISTS");
+        command.arg(format!("{}{id}", self.prefix));
+        let mut connection = self.connection.clone();
+        let found: u64 = bounded(self.timeout, command.query_async(&mut connection)).await?;
+        Ok(found > 0)
+    }
+}
+
+impl std::fmt::Debug for RedisExpiringIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisExpiringIds")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

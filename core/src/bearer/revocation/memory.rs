@@ -1,14 +1,12 @@
 //! The in-memory revocation list: one process, bounded.
 
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::RevocationList;
-use crate::clock::{SharedClock, SystemClock};
-use crate::store::StoreError;
+use crate::clock::SharedClock;
+use crate::store::{ExpiringIds, StoreError};
 
 /// Default number of live revocations a [`MemoryRevocationList`] holds.
 pub const DEFAULT_REVOCATION_CAPACITY: usize = 100_000;
@@ -19,31 +17,10 @@ pub const DEFAULT_REVOCATION_CAPACITY: usize = 100_000;
 /// expired entries are pruned on every call), so the list holds at most the
 /// revoked tokens still alive. When it is full of live entries a further
 /// `revoke` fails with [`StoreError::Capacity`] instead of evicting one: an
-/// evicted revocation would bring a killed token back to life.
+/// evicted revocation would bring a killed token back to life. The entries
+/// live in an [`ExpiringIds`] set, the one the in-memory replay store uses.
 pub struct MemoryRevocationList {
-    state: Mutex<State>,
-    capacity: usize,
-    clock: SharedClock,
-}
-
-#[derive(Default)]
-struct State {
-    expiry_of: HashMap<Box<str>, u64>,
-    // Ordered by expiry so pruning touches only what has expired.
-    by_expiry: BTreeSet<(u64, Box<str>)>,
-}
-
-impl State {
-    fn prune(&mut self, now: u64) {
-        while let Some(first) = self.by_expiry.first() {
-            if first.0 > now {
-                break;
-            }
-            if let Some((_, id)) = self.by_expiry.pop_first() {
-                self.expiry_of.remove(&id);
-            }
-        }
-    }
+    ids: ExpiringIds,
 }
 
 impl MemoryRevocationList {
@@ -51,46 +28,36 @@ impl MemoryRevocationList {
     /// on the system clock.
     pub fn new() -> Self {
         Self {
-            state: Mutex::default(),
-            capacity: DEFAULT_REVOCATION_CAPACITY,
-            clock: SystemClock::shared(),
+            ids: ExpiringIds::new(DEFAULT_REVOCATION_CAPACITY),
         }
     }
 
-    /// Holds at most `capacity` live entries.
-    pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
-        self
+    /// Holds at most `capacity` live entries (at least 1).
+    pub fn with_capacity(self, capacity: usize) -> Self {
+        Self {
+            ids: ExpiringIds::new(capacity).with_clock(self.ids.clock().clone()),
+        }
     }
 
     /// Reads time from `clock`.
     pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.clock = clock;
+        self.ids = self.ids.with_clock(clock);
         self
     }
 
     /// Number of live entries.
     pub fn len(&self) -> usize {
-        let now = self.clock.unix_seconds();
-        let mut state = self.lock();
-        state.prune(now);
-        state.expiry_of.len()
+        self.ids.len()
     }
 
     /// The most live entries held; [`len`](Self::len) never exceeds it.
     pub fn capacity(&self) -> usize {
-        self.capacity
+        self.ids.capacity()
     }
 
     /// Whether no live entry is held.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every mutation leaves the two maps consistent before anything can
-        // panic, so a poisoned lock still guards valid state.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.ids.is_empty()
     }
 }
 
@@ -103,7 +70,7 @@ impl Default for MemoryRevocationList {
 impl fmt::Debug for MemoryRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRevocationList")
-            .field("capacity", &self.capacity)
+            .field("capacity", &self.capacity())
             .finish_non_exhaustive()
     }
 }
@@ -111,31 +78,16 @@ impl fmt::Debug for MemoryRevocationList {
 #[async_trait]
 impl RevocationList for MemoryRevocationList {
     async fn revoke(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        let now = self.clock.unix_seconds();
-        if expires_at <= now {
+        if expires_at <= self.ids.clock().unix_seconds() {
             // The token is already dead; nothing to remember.
             return Ok(());
         }
-        let mut state = self.lock();
-        state.prune(now);
-        if let Some(&current) = state.expiry_of.get(token_id) {
-            if current >= expires_at {
-                return Ok(());
-            }
-            state.by_expiry.remove(&(current, token_id.into()));
-        } else if state.expiry_of.len() >= self.capacity {
-            return Err(StoreError::Capacity);
-        }
-        state.expiry_of.insert(token_id.into(), expires_at);
-        state.by_expiry.insert((expires_at, token_id.into()));
-        Ok(())
+        // Already revoked is no error.
+        self.ids.insert(token_id, expires_at).map(|_| ())
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
-        let now = self.clock.unix_seconds();
-        let mut state = self.lock();
-        state.prune(now);
-        Ok(state.expiry_of.contains_key(token_id))
+        Ok(self.ids.contains(token_id))
     }
 }
 

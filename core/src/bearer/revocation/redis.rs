@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use super::RevocationList;
 use crate::clock::{SharedClock, SystemClock};
 use crate::store::StoreError;
-use crate::store::redis as store_redis;
+use crate::store::redis::{self as store_redis, RedisExpiringIds};
 
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "keystile:revoked:";
@@ -35,9 +35,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Clone)]
 pub struct RedisRevocationList {
-    connection: ConnectionManager,
-    prefix: String,
-    timeout: Duration,
+    ids: RedisExpiringIds,
     clock: SharedClock,
 }
 
@@ -50,22 +48,20 @@ impl RedisRevocationList {
     /// A list over an existing connection.
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
-            connection,
-            prefix: DEFAULT_PREFIX.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
+            ids: RedisExpiringIds::new(connection, DEFAULT_PREFIX, DEFAULT_TIMEOUT),
             clock: SystemClock::shared(),
         }
     }
 
     /// Stores entries under `prefix` (e.g. one per application).
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.ids.set_prefix(prefix);
         self
     }
 
     /// Fails a command that takes longer than `timeout`.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.ids.set_timeout(timeout);
         self
     }
 
@@ -75,18 +71,12 @@ impl RedisRevocationList {
         self.clock = clock;
         self
     }
-
-    async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
-        let mut connection = self.connection.clone();
-        store_redis::bounded(self.timeout, cmd.query_async(&mut connection)).await
-    }
 }
 
 impl fmt::Debug for RedisRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisRevocationList")
-            .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
+            .field("ids", &self.ids)
             .finish_non_exhaustive()
     }
 }
@@ -97,19 +87,11 @@ impl RevocationList for RedisRevocationList {
         if expires_at <= self.clock.unix_seconds() {
             return Ok(());
         }
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(format!("{}{token_id}", self.prefix))
-            .arg(1)
-            .arg("NX")
-            .arg("EXAT")
-            .arg(expires_at);
-        // `NX` answers nil when the id was already revoked: still success.
-        self.run::<Option<String>>(cmd).await.map(|_| ())
+        // Already revoked is still success.
+        self.ids.insert(token_id, expires_at).await.map(|_| ())
     }
 
     async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
-        let mut cmd = redis::cmd("EXISTS");
-        cmd.arg(format!("{}{token_id}", self.prefix));
-        self.run::<u64>(cmd).await.map(|n| n > 0)
+        self.ids.contains(token_id).await
     }
 }
