@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keystile::api_key::{ApiKeyStore, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{ApiKeyAdmin, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore, NewApiKey};
 use keystile::clock::{Clock as _, SystemClock};
 use keystile::extract::{ApiKey, Scoped, scope};
 use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
@@ -60,7 +60,7 @@ async fn create_report(who: Scoped<ReportsWrite>) -> Json<Value> {
     Json(json!({ "created": true, "by": &*who.subject }))
 }
 
-async fn store() -> Result<Arc<dyn ApiKeyStore>, Box<dyn std::error::Error>> {
+async fn store() -> Result<Arc<dyn ApiKeyAdmin>, Box<dyn std::error::Error>> {
     if let Ok(url) = std::env::var("DATABASE_URL") {
         return postgres_store(&url).await;
     }
@@ -78,7 +78,7 @@ async fn store() -> Result<Arc<dyn ApiKeyStore>, Box<dyn std::error::Error>> {
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres_store(url: &str) -> Result<Arc<dyn ApiKeyStore>, Box<dyn std::error::Error>> {
+async fn postgres_store(url: &str) -> Result<Arc<dyn ApiKeyAdmin>, Box<dyn std::error::Error>> {
     use keystile::api_key::{CachedApiKeyStore, PostgresApiKeyStore};
 
     let store = PostgresApiKeyStore::connect(url).await?;
@@ -88,7 +88,7 @@ async fn postgres_store(url: &str) -> Result<Arc<dyn ApiKeyStore>, Box<dyn std::
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres_store(_: &str) -> Result<Arc<dyn ApiKeyStore>, Box<dyn std::error::Error>> {
+async fn postgres_store(_: &str) -> Result<Arc<dyn ApiKeyAdmin>, Box<dyn std::error::Error>> {
     Err("DATABASE_URL is set, but this example was built without `--features postgres`".into())
 }
 

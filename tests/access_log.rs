@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use keystile::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
 use tokio::net::TcpListener;
@@ -35,7 +35,7 @@ async fn example() -> (u16, String, ()) {
     store.create(record).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let router = app::app(app::AppConfig::new(store as Arc<dyn ApiKeyStore>, port)).unwrap();
+    let router = app::app(app::AppConfig::new(store as Arc<dyn ApiKeyAdmin>, port)).unwrap();
     tokio::spawn(async move {
         axum::serve(
             listener,

@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use api_key_support::{Counting, NOW, REALM, app, client, mint, serve};
-use keystile::api_key::{ApiKeyStore, CachedApiKeyStore, LastUsedRecorder, MemoryApiKeyStore};
+use keystile::api_key::{
+    ApiKeyAdmin, ApiKeyStore, CachedApiKeyStore, LastUsedRecorder, MemoryApiKeyStore,
+};
 use keystile::clock::ManualClock;
 use reqwest::{Response, StatusCode};
 use serde_json::Value;
 
 /// One store under test, its clock, and what keeps its backend alive.
 struct Env {
-    store: Arc<dyn ApiKeyStore>,
+    store: Arc<dyn ApiKeyAdmin>,
     clock: ManualClock,
     #[cfg(feature = "postgres")]
     _schema: Option<api_key_support::TestSchema>,
@@ -43,7 +45,7 @@ impl Env {
         }
     }
 
-    async fn serve(&self, store: Arc<dyn ApiKeyStore>) -> String {
+    async fn serve(&self, store: Arc<dyn ApiKeyAdmin>) -> String {
         serve(app(store, &self.clock, None)).await
     }
 }
@@ -383,7 +385,7 @@ async fn lacking_scope_is_403_and_wildcard_passes(env: Env) {
 async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
     let (key, record) = mint(&*env.store, "", None).await;
     let counting = Counting::new(env.store.clone());
-    let cached: Arc<dyn ApiKeyStore> = Arc::new(
+    let cached: Arc<dyn ApiKeyAdmin> = Arc::new(
         CachedApiKeyStore::new(counting.clone())
             .with_clock(env.clock.shared())
             .with_max_staleness(Duration::from_secs(30)),

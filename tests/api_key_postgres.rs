@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use api_key_support::{NOW, TestSchema, app, client, mint, serve};
 use keystile::api_key::{
-    ApiKeyStore, CreateError, KeyDigest, LastUse, PostgresApiKeyStore, postgres::migrator,
+    ApiKeyAdmin, ApiKeyStore, CreateError, KeyDigest, LastUse, PostgresApiKeyStore,
+    postgres::migrator,
 };
 use keystile::clock::ManualClock;
 use keystile::store::StoreError;

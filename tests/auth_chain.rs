@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::get;
-use keystile::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
 use keystile::bearer::{Grant, MemoryRevocationList, TokenLifecycle};
 use keystile::clock::{Clock, SystemClock};
 use keystile::extract::{Principal, Session};

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use keystile::api_key::{ApiKeyStore, MemoryApiKeyStore};
+use keystile::api_key::{ApiKeyAdmin, MemoryApiKeyStore};
 use keystile::csp_report::{CspReports, CspViolation};
 use support::browser::{BROWSER_WAIT, start_browser};
 use tokio::net::TcpListener;
@@ -25,7 +25,7 @@ async fn the_nonced_script_runs_the_injected_one_is_blocked_and_reported() {
     let port = listener.local_addr().unwrap().port();
     let seen: Arc<Mutex<Vec<CspViolation>>> = Arc::default();
     let sink = Arc::clone(&seen);
-    let store: Arc<dyn ApiKeyStore> = Arc::new(MemoryApiKeyStore::new());
+    let store: Arc<dyn ApiKeyAdmin> = Arc::new(MemoryApiKeyStore::new());
     let mut config = app::AppConfig::new(store, port);
     config.reports = CspReports::new().on_violation(move |v| sink.lock().unwrap().push(v.clone()));
     let router = app::app(config).unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use keystile::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
 use keystile::client_ip::ClientIp;
 use keystile::csp::{Csp, CspError, Directive};
 use keystile::csp_report::{CspReports, CspViolation};
@@ -62,7 +62,7 @@ async fn example(allow: &[&str]) -> (u16, String, Arc<Mutex<Vec<CspViolation>>>)
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&seen);
-    let mut config = app::AppConfig::new(store as Arc<dyn ApiKeyStore>, port);
+    let mut config = app::AppConfig::new(store as Arc<dyn ApiKeyAdmin>, port);
     config.reports = CspReports::new().on_violation(move |v| sink.lock().unwrap().push(v.clone()));
     config.allow = allow.iter().map(|s| (*s).to_owned()).collect();
     let router = app::app(config).unwrap();

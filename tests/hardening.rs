@@ -327,7 +327,7 @@ async fn two_host_headers_are_a_400_on_the_example_console() {
 
 #[tokio::test]
 async fn a_tab_after_bearer_keeps_authorization_in_charge() {
-    let store: Arc<dyn keystile::api_key::ApiKeyStore> =
+    let store: Arc<dyn keystile::api_key::ApiKeyAdmin> =
         Arc::new(keystile::api_key::MemoryApiKeyStore::new());
     let clock = ManualClock::at_unix(api_key_support::NOW);
     let (key, _) = api_key_support::mint(store.as_ref(), "reports:read", None).await;

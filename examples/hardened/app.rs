@@ -23,7 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use http::{HeaderName, Method};
 use keystile::access_log::{AccessLog, sensitive_headers};
-use keystile::api_key::ApiKeyStore;
+use keystile::api_key::ApiKeyAdmin;
 use keystile::cors::CorsPolicy;
 use keystile::csp::{Csp, Directive};
 use keystile::csp_report::CspReports;
@@ -39,7 +39,7 @@ use tower_http::trace::TraceLayer;
 /// Where the app is served and what backs it.
 pub struct AppConfig {
     /// The API keys `/api/me` accepts.
-    pub store: Arc<dyn ApiKeyStore>,
+    pub store: Arc<dyn ApiKeyAdmin>,
     /// The CSP report endpoint (tests add a callback to it).
     pub reports: CspReports,
     /// The one origin CORS allows (a front end on another port).
@@ -50,7 +50,7 @@ pub struct AppConfig {
 
 impl AppConfig {
     /// Loopback only; CORS for `http://localhost:{port + 1}`.
-    pub fn new(store: Arc<dyn ApiKeyStore>, port: u16) -> Self {
+    pub fn new(store: Arc<dyn ApiKeyAdmin>, port: u16) -> Self {
         Self {
             store,
             reports: CspReports::new(),

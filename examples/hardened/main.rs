@@ -16,7 +16,7 @@ mod app;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use keystile::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
 use keystile::clock::{Clock as _, SystemClock};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;

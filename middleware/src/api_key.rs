@@ -272,8 +272,8 @@ mod tests {
     use http::StatusCode;
     use http_body_util::BodyExt;
     use keystile_core::api_key::{
-        ApiKeyRecord, CreateError, KeyDigest, KeyPrefix, LastUse, MemoryApiKeyStore, MintedKey,
-        NewApiKey,
+        ApiKeyAdmin, ApiKeyRecord, CreateError, KeyDigest, KeyPrefix, LastUse, MemoryApiKeyStore,
+        MintedKey, NewApiKey,
     };
     use keystile_core::clock::ManualClock;
     use keystile_core::random::OsRandom;
@@ -303,15 +303,22 @@ mod tests {
             }
             self.records.lookup(digest).await
         }
+    }
+
+    #[async_trait]
+    impl ApiKeyAdmin for Counting {
         async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
             self.records.create(record).await
         }
+
         async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
             self.records.revoke(id, at).await
         }
+
         async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
             self.records.list(owner).await
         }
+
         async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
             self.records.record_use(uses).await
         }

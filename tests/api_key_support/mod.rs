@@ -17,8 +17,8 @@ use axum::{Json, Router};
 #[cfg(feature = "postgres")]
 use keystile::api_key::PostgresApiKeyStore;
 use keystile::api_key::{
-    ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, KeyPrefix, LastUse, LastUsedRecorder,
-    MintedKey, NewApiKey,
+    ApiKeyAdmin, ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, KeyPrefix, LastUse,
+    LastUsedRecorder, MintedKey, NewApiKey,
 };
 use keystile::clock::{Clock as _, ManualClock};
 use keystile::extract::{ApiKey, Scoped};
@@ -45,7 +45,7 @@ keystile::extract::scope!(
 /// The app under test: the routes of `examples/api_keys.rs`, plus a typed
 /// scope route.
 pub fn app(
-    store: Arc<dyn ApiKeyStore>,
+    store: Arc<dyn ApiKeyAdmin>,
     clock: &ManualClock,
     recorder: Option<LastUsedRecorder>,
 ) -> Router {
@@ -98,7 +98,7 @@ pub fn client() -> reqwest::Client {
 
 /// Mints a key and stores its record.
 pub async fn mint(
-    store: &dyn ApiKeyStore,
+    store: &dyn ApiKeyAdmin,
     scopes: &str,
     expires_at: Option<u64>,
 ) -> (MintedKey, ApiKeyRecord) {
@@ -115,13 +115,13 @@ pub async fn mint(
 
 /// Wraps a store and counts lookups and last-used writes.
 pub struct Counting {
-    pub inner: Arc<dyn ApiKeyStore>,
+    pub inner: Arc<dyn ApiKeyAdmin>,
     pub lookups: AtomicUsize,
     pub writes: AtomicUsize,
 }
 
 impl Counting {
-    pub fn new(inner: Arc<dyn ApiKeyStore>) -> Arc<Self> {
+    pub fn new(inner: Arc<dyn ApiKeyAdmin>) -> Arc<Self> {
         Arc::new(Self {
             inner,
             lookups: AtomicUsize::new(0),
@@ -144,15 +144,22 @@ impl ApiKeyStore for Counting {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.inner.lookup(digest).await
     }
+}
+
+#[async_trait]
+impl ApiKeyAdmin for Counting {
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
         self.inner.create(record).await
     }
+
     async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
         self.inner.revoke(id, at).await
     }
+
     async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
         self.inner.list(owner).await
     }
+
     async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
         self.writes.fetch_add(1, Ordering::SeqCst);
         self.inner.record_use(uses).await

@@ -45,7 +45,7 @@ use quick_cache::sync::Cache;
 
 use super::digest::KeyDigest;
 use super::record::ApiKeyRecord;
-use super::store::{ApiKeyStore, CreateError, LastUse};
+use super::store::{ApiKeyAdmin, ApiKeyStore, CreateError, LastUse};
 use crate::clock::{SharedClock, SystemClock};
 use crate::store::StoreError;
 
@@ -295,7 +295,10 @@ impl<S: ApiKeyStore> ApiKeyStore for CachedApiKeyStore<S> {
         self.remember(digest, found.as_ref(), now_ms, generation);
         Ok(found)
     }
+}
 
+#[async_trait]
+impl<S: ApiKeyAdmin> ApiKeyAdmin for CachedApiKeyStore<S> {
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
         let digest = record.digest;
         self.inner.create(record).await?;
@@ -353,15 +356,22 @@ mod tests {
             }
             self.records.lookup(digest).await
         }
+    }
+
+    #[async_trait]
+    impl ApiKeyAdmin for Backing {
         async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
             self.records.create(record).await
         }
+
         async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
             self.records.revoke(id, at).await
         }
+
         async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
             self.records.list(owner).await
         }
+
         async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
             self.records.record_use(uses).await
         }
@@ -413,15 +423,22 @@ mod tests {
             self.release.notified().await;
             Ok(Some(self.stale.clone()))
         }
+    }
+
+    #[async_trait]
+    impl ApiKeyAdmin for RacingRead {
         async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
             self.records.create(record).await
         }
+
         async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
             self.records.revoke(id, at).await
         }
+
         async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
             self.records.list(owner).await
         }
+
         async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
             self.records.record_use(uses).await
         }

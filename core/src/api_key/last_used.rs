@@ -4,7 +4,7 @@
 //! every request's path. Instead the `ApiKeyLayer` calls
 //! [`LastUsedRecorder::record`], which only updates an in-memory map (no
 //! I/O, no allocation once a key has been seen), and a background task
-//! writes the whole map to the store in ONE [`ApiKeyStore::record_use`]
+//! writes the whole map to the store in ONE [`ApiKeyAdmin::record_use`]
 //! call at most once per interval. A burst of any number of requests costs
 //! at most one write per interval, and `last_used_at` lags by at most the
 //! interval. Nothing is written while no key is used.
@@ -16,7 +16,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let store: Arc<dyn ApiKeyStore> = Arc::new(MemoryApiKeyStore::new());
+//! let store: Arc<dyn ApiKeyAdmin> = Arc::new(MemoryApiKeyStore::new());
 //! // Flushes every 60 s until every clone of the recorder is dropped.
 //! let recorder = LastUsedRecorder::spawn(store.clone(), Duration::from_secs(60));
 //! // Hand `recorder` to `ApiKeyLayer::with_last_used`; on shutdown:
@@ -32,7 +32,7 @@ use std::time::Duration;
 use tokio::time::MissedTickBehavior;
 
 use super::digest::KeyDigest;
-use super::store::{ApiKeyStore, LastUse};
+use super::store::{ApiKeyAdmin, LastUse};
 use crate::store::StoreError;
 
 /// Default bound on keys waiting to be flushed.
@@ -49,7 +49,7 @@ pub struct LastUsedRecorder {
 }
 
 struct Shared {
-    store: Arc<dyn ApiKeyStore>,
+    store: Arc<dyn ApiKeyAdmin>,
     // Sharded by digest so requests for different keys on different cores
     // rarely meet on one lock.
     shards: [Mutex<HashMap<[u8; 32], u64>>; SHARDS],
@@ -58,13 +58,13 @@ struct Shared {
 
 impl LastUsedRecorder {
     /// A recorder that writes to `store` when [`flush`](Self::flush)ed.
-    pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
+    pub fn new(store: Arc<dyn ApiKeyAdmin>) -> Self {
         Self::with_max_pending(store, DEFAULT_MAX_PENDING)
     }
 
     /// A recorder that keeps at most `max_pending` keys between flushes;
     /// uses of further keys are dropped (last-used is advisory).
-    pub fn with_max_pending(store: Arc<dyn ApiKeyStore>, max_pending: usize) -> Self {
+    pub fn with_max_pending(store: Arc<dyn ApiKeyAdmin>, max_pending: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store,
@@ -80,7 +80,7 @@ impl LastUsedRecorder {
     /// # Panics
     ///
     /// Outside a tokio runtime, like [`tokio::spawn`].
-    pub fn spawn(store: Arc<dyn ApiKeyStore>, every: Duration) -> Self {
+    pub fn spawn(store: Arc<dyn ApiKeyAdmin>, every: Duration) -> Self {
         let recorder = Self::new(store);
         recorder.spawn_flusher(every);
         recorder
@@ -189,7 +189,7 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::api_key::{ApiKeyRecord, CreateError, MemoryApiKeyStore};
+    use crate::api_key::{ApiKeyRecord, ApiKeyStore, CreateError, MemoryApiKeyStore};
 
     /// Counts `record_use` calls and can be made to fail.
     #[derive(Default)]
@@ -208,15 +208,22 @@ mod tests {
         ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
             self.inner.lookup(digest).await
         }
+    }
+
+    #[async_trait]
+    impl ApiKeyAdmin for CountingStore {
         async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
             self.inner.create(record).await
         }
+
         async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
             self.inner.revoke(id, at).await
         }
+
         async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
             self.inner.list(owner).await
         }
+
         async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
             if self.down.load(Ordering::SeqCst) {
                 return Err(StoreError::message("down"));

@@ -49,7 +49,7 @@ use async_trait::async_trait;
 
 use super::digest::KeyDigest;
 use super::record::ApiKeyRecord;
-use super::store::{ApiKeyStore, CreateError, LastUse};
+use super::store::{ApiKeyAdmin, ApiKeyStore, CreateError, LastUse};
 use crate::store::StoreError;
 
 type Records = HashMap<[u8; 32], Arc<ApiKeyRecord>, DigestHashing>;
@@ -279,7 +279,10 @@ impl ApiKeyStore for MemoryApiKeyStore {
     ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
         Some(Ok(self.find(digest)))
     }
+}
 
+#[async_trait]
+impl ApiKeyAdmin for MemoryApiKeyStore {
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
         self.update(|records| {
             if records.contains_key(&record.digest.0) || records.values().any(|r| r.id == record.id)

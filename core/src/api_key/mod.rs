@@ -59,4 +59,4 @@ pub use memory::MemoryApiKeyStore;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresApiKeyStore;
 pub use record::{ApiKeyRecord, NewApiKey};
-pub use store::{ApiKeyStore, CreateError, LastUse};
+pub use store::{ApiKeyAdmin, ApiKeyStore, CreateError, LastUse};

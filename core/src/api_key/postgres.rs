@@ -47,7 +47,7 @@ use sqlx::{Row as _, migrate::Migrator};
 
 use super::digest::KeyDigest;
 use super::record::ApiKeyRecord;
-use super::store::{ApiKeyStore, CreateError, LastUse};
+use super::store::{ApiKeyAdmin, ApiKeyStore, CreateError, LastUse};
 use crate::clock::{SharedClock, SystemClock};
 use crate::scopes::Scopes;
 use crate::store::StoreError;
@@ -231,7 +231,10 @@ impl ApiKeyStore for PostgresApiKeyStore {
             .transpose()
             .map_err(StoreError::backend)
     }
+}
 
+#[async_trait]
+impl ApiKeyAdmin for PostgresApiKeyStore {
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
         let scopes: Vec<&str> = record.scopes.iter().collect();
         let insert = sqlx::query(

@@ -1,18 +1,19 @@
-//! The [`ApiKeyStore`] trait: where key records live.
+//! The [`ApiKeyStore`] trait (the request path: which record has this
+//! digest?) and [`ApiKeyAdmin`] (keeping records: create, revoke, list,
+//! last-used times).
 //!
-//! A store answers "which record has this digest?" and keeps records. An
-//! unknown digest is `Ok(None)`; `Err` means the backend failed, and the
+//! An unknown digest is `Ok(None)`; `Err` means the backend failed, and the
 //! `ApiKeyLayer` answers 503 (fail closed). Stores return records as they
 //! are; deciding whether an expired or revoked record may be used is the
 //! caller's job (stores may also filter such records out, as the PostgreSQL
 //! store does, since the answer is the same: refused).
 //!
-//! Implementing a store:
+//! A read-only store implements `ApiKeyStore` alone:
 //!
 //! ```
 //! use std::sync::Arc;
 //! use async_trait::async_trait;
-//! use keystile_core::api_key::{ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, LastUse};
+//! use keystile_core::api_key::{ApiKeyRecord, ApiKeyStore, KeyDigest};
 //! use keystile_core::store::StoreError;
 //!
 //! /// A store with one fixed key, e.g. for a health-check client.
@@ -22,18 +23,6 @@
 //! impl ApiKeyStore for SingleKey {
 //!     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
 //!         Ok(self.0.digest.ct_eq(digest).then(|| self.0.clone()))
-//!     }
-//!     async fn create(&self, _: ApiKeyRecord) -> Result<(), CreateError> {
-//!         Err(StoreError::message("read-only store").into())
-//!     }
-//!     async fn revoke(&self, _: &str, _: u64) -> Result<bool, StoreError> {
-//!         Err(StoreError::message("read-only store"))
-//!     }
-//!     async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-//!         Ok(if &*self.0.owner == owner { vec![self.0.clone()] } else { vec![] })
-//!     }
-//!     async fn record_use(&self, _: &[LastUse]) -> Result<(), StoreError> {
-//!         Ok(())
 //!     }
 //! }
 //! ```
@@ -68,10 +57,11 @@ pub struct LastUse {
     pub at: u64,
 }
 
-/// Where API key records live.
+/// Where `ApiKeyLayer` looks keys up: the request path, and all a
+/// read-only store (a key list shipped with the service, a directory
+/// behind an API) implements.
 ///
-/// Object-safe: layers hold an `Arc<dyn ApiKeyStore>`. `lookup` is on every
-/// request's path; the other methods are administrative.
+/// Object-safe: layers hold an `Arc<dyn ApiKeyStore>`.
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync + 'static {
     /// The record whose digest is `digest`, or `Ok(None)` when there is none.
@@ -91,7 +81,16 @@ pub trait ApiKeyStore: Send + Sync + 'static {
         let _ = digest;
         None
     }
+}
 
+/// The administrative side of a store that keystile writes to: minting,
+/// revoking and listing keys (the CLI, an admin API), and the batched
+/// last-used times of [`LastUsedRecorder`](super::LastUsedRecorder).
+///
+/// An `Arc<dyn ApiKeyAdmin>` is also an `Arc<dyn ApiKeyStore>`: hand the
+/// same store to the layer and to the admin code.
+#[async_trait]
+pub trait ApiKeyAdmin: ApiKeyStore {
     /// Stores a new record.
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError>;
 
@@ -121,7 +120,10 @@ impl<T: ApiKeyStore + ?Sized> ApiKeyStore for Arc<T> {
     ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
         (**self).lookup_now(digest)
     }
+}
 
+#[async_trait]
+impl<T: ApiKeyAdmin + ?Sized> ApiKeyAdmin for Arc<T> {
     async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
         (**self).create(record).await
     }

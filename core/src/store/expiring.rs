@@ -1,30 +1,5 @@
-//! [`ExpiringIds`]: a bounded set of ids, each kept until its own expiry —
-//! the one structure behind the in-memory replay store (single-use token
-//! ids) and the in-memory revocation list (revoked token ids).
-//!
-//! - Ids are kept as SHA-256 digests, so every entry has the same small size
-//!   whatever the caller passes: the entry bound is a memory bound (about
-//!   100 bytes an id).
-//! - Expired ids are pruned on every call, oldest first, so pruning costs
-//!   only what it removes.
-//! - When full of live ids a new one is refused ([`StoreError::Capacity`]):
-//!   the set never forgets a live id to make room, because for both of its
-//!   users forgetting one would admit a request that must be refused.
-//!
-//! ```
-//! use keystile_core::clock::ManualClock;
-//! use keystile_core::store::{ExpiringIds, StoreError};
-//!
-//! let clock = ManualClock::at_unix(1_000);
-//! let ids = ExpiringIds::new(1).with_clock(clock.shared());
-//! assert!(ids.insert("a", 1_060).unwrap());
-//! assert!(!ids.insert("a", 1_060).unwrap()); // already there
-//! assert!(ids.contains("a"));
-//! assert!(matches!(ids.insert("b", 1_060), Err(StoreError::Capacity)));
-//! clock.advance(std::time::Duration::from_secs(60));
-//! assert!(!ids.contains("a"));
-//! assert!(ids.insert("b", 1_120).unwrap());
-//! ```
+//! The bounded set of expiring ids behind the in-memory replay store and
+//! revocation list.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -37,7 +12,33 @@ use crate::store::StoreError;
 
 type IdDigest = [u8; 32];
 
-/// A bounded set of ids with expiries; see the [module docs](self).
+/// [`ExpiringIds`]: a bounded set of ids, each kept until its own expiry —
+/// the one structure behind the in-memory replay store (single-use token
+/// ids) and the in-memory revocation list (revoked token ids).
+///
+/// - Ids are kept as SHA-256 digests, so every entry has the same small size
+///   whatever the caller passes: the entry bound is a memory bound (about
+///   100 bytes an id).
+/// - Expired ids are pruned on every call, oldest first, so pruning costs
+///   only what it removes.
+/// - When full of live ids a new one is refused ([`StoreError::Capacity`]):
+///   the set never forgets a live id to make room, because for both of its
+///   users forgetting one would admit a request that must be refused.
+///
+/// ```
+/// use keystile_core::clock::ManualClock;
+/// use keystile_core::store::{ExpiringIds, StoreError};
+///
+/// let clock = ManualClock::at_unix(1_000);
+/// let ids = ExpiringIds::new(1).with_clock(clock.shared());
+/// assert!(ids.insert("a", 1_060).unwrap());
+/// assert!(!ids.insert("a", 1_060).unwrap()); // already there
+/// assert!(ids.contains("a"));
+/// assert!(matches!(ids.insert("b", 1_060), Err(StoreError::Capacity)));
+/// clock.advance(std::time::Duration::from_secs(60));
+/// assert!(!ids.contains("a"));
+/// assert!(ids.insert("b", 1_120).unwrap());
+/// ```
 pub struct ExpiringIds {
     state: Mutex<State>,
     capacity: usize,

@@ -222,7 +222,7 @@ fn utc(seconds: Option<u64>) -> String {
 mod database {
     use std::sync::Arc;
 
-    use keystile::api_key::{ApiKeyRecord, ApiKeyStore, CreateError, PostgresApiKeyStore};
+    use keystile::api_key::{ApiKeyAdmin, ApiKeyRecord, CreateError, PostgresApiKeyStore};
 
     fn block_on<T>(work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
         tokio::runtime::Builder::new_current_thread()
