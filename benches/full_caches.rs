@@ -2,7 +2,7 @@
 //! flood of unknown API keys or of new subjects costs each request once
 //! the cache has filled up.
 //!
-//! Run with `cargo bench --workspace --all-features --bench full_caches`.
+//! Run with `cargo bench -p keystile-benches --bench full_caches`.
 //! See docs/benchmarks.md ("Full caches").
 
 use std::hint::black_box;

@@ -1,7 +1,7 @@
 //! Micro benchmarks of the primitives behind each layer, and a two-thread
 //! run of the memory stores' read paths.
 //!
-//! Run with `cargo bench --workspace --all-features --bench primitives`.
+//! Run with `cargo bench -p keystile-benches --bench primitives`.
 //! The two-thread section prints lookups per second on one and on two
 //! threads and their ratio: a global lock on a read path shows as a ratio
 //! near (or below) 1. See docs/benchmarks.md.

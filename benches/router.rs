@@ -1,7 +1,7 @@
 //! In-process router benchmark: the same trivial handler behind each auth
 //! layer, driven with `oneshot` on a prepared request.
 //!
-//! Run with `cargo bench --workspace --all-features --bench router`. After
+//! Run with `cargo bench -p keystile-benches --bench router`. After
 //! criterion's own report it prints one table: median ns/request per
 //! scenario and the overhead over the baseline measured in the same run.
 //! See docs/benchmarks.md.

@@ -2,9 +2,9 @@
 //! a prepared request that layer admits.
 //!
 //! One definition serves the criterion router bench (`benches/router.rs`),
-//! the instruction counter (`examples/bench_instructions.rs`), the load-test
-//! server (`examples/bench_server.rs`) and the allocation test
-//! (`tests/api_key_allocations.rs`), so every measure times the same stacks.
+//! the instruction counter (`benches/bin/bench_instructions.rs`), the load-test
+//! server (`benches/bin/bench_server.rs`) and the allocation test
+//! (`benches/tests/api_key_allocations.rs`), so every measure times the same stacks.
 #![allow(dead_code)]
 
 use std::sync::Arc;

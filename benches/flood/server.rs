@@ -1,8 +1,8 @@
 //! The service under flood: every in-memory store keystile has, behind its
 //! layers, and a flood of distinct bogus or merely numerous credentials
 //! driven in-process through `tower::ServiceExt::oneshot`. Used by
-//! `examples/flood/main.rs` (1,000,000 of each by default) and by
-//! `tests/flood_memory.rs` (a bounded count for CI).
+//! `benches/flood/main.rs` (1,000,000 of each by default) and by
+//! `benches/tests/flood_memory.rs` (a bounded count for CI).
 //!
 //! The clock is frozen for the whole flood, so nothing expires and every
 //! store must hold its bound by refusing or evicting: the worst case.

@@ -2,7 +2,7 @@
 //! scenario, each behind its own layer stack, on 127.0.0.1.
 //!
 //! ```text
-//! cargo run --release --all-features --example bench_server -- 127.0.0.1:8411 routes.tsv
+//! cargo run --release -p keystile-benches --bin bench_server -- 127.0.0.1:8411 routes.tsv
 //! ```
 //!
 //! Before serving it writes `routes.tsv`: one line per scenario with its
@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use axum::Router;
 
-#[path = "../benches/scenarios/mod.rs"]
+#[path = "../scenarios/mod.rs"]
 mod scenarios;
 
 use scenarios::{ALL, Fixtures};

@@ -9,7 +9,6 @@
 //!
 //! One test per binary: the allocator counts every thread, so a second test
 //! running alongside would be counted too.
-#![cfg(feature = "jwt")]
 
 use std::alloc::System;
 
@@ -19,7 +18,7 @@ use http::Request;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use tower::ServiceExt;
 
-#[path = "../benches/scenarios/mod.rs"]
+#[path = "../scenarios/mod.rs"]
 mod scenarios;
 
 use scenarios::{Fixtures, Scenario};

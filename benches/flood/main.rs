@@ -4,8 +4,8 @@
 //! against its bound and the process's resident memory before and after.
 //!
 //! ```text
-//! cargo run --example flood --all-features            # 1,000,000 of each
-//! cargo run --example flood --all-features -- 50000   # a quicker run
+//! cargo run -p keystile-benches --bin flood            # 1,000,000 of each
+//! cargo run -p keystile-benches --bin flood -- 50000   # a quicker run
 //! ```
 //!
 //! The flood runs in-process (no sockets), one request at a time, and stops

@@ -5,9 +5,8 @@
 //! at or under its bound, what cannot be stored is refused (503, fail
 //! closed) rather than forgotten, and resident memory grows by less than a
 //! generous documented bound (`docs/reliability.md` has the 1,000,000 run).
-#![cfg(feature = "jwt")]
 
-#[path = "../examples/flood/server.rs"]
+#[path = "../flood/server.rs"]
 mod server;
 
 use server::{Target, memory_kib};

@@ -2,9 +2,9 @@
 //! instructions under valgrind's callgrind (`scripts/bench-instructions`).
 //!
 //! ```text
-//! cargo run --release --all-features --example bench_instructions -- api_key 1000
+//! cargo run --release -p keystile-benches --bin bench_instructions -- api_key 1000
 //! valgrind --tool=callgrind --toggle-collect='bench_instructions::measured_requests' \
-//!     target/release/examples/bench_instructions api_key 1000
+//!     target/release/bench_instructions api_key 1000
 //! ```
 //!
 //! Setup (minting 10 000 keys, building the router, one warm-up request)
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use tower::ServiceExt;
 
-#[path = "../benches/scenarios/mod.rs"]
+#[path = "../scenarios/mod.rs"]
 mod scenarios;
 
 use scenarios::{ALL, Fixtures, Prepared, Scenario};
