@@ -12,7 +12,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use keystile_core::api_key::{ApiKeyStore, LastUsedRecorder, MemoryApiKeyStore};
+//! use keystile_core::api_key::{ApiKeyAdmin, LastUsedRecorder, MemoryApiKeyStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {

@@ -23,7 +23,7 @@
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! use keystile_core::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey, parse};
+//! use keystile_core::api_key::{ApiKeyAdmin, ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey, parse};
 //! use keystile_core::random::OsRandom;
 //!
 //! let store = MemoryApiKeyStore::new();

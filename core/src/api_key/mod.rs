@@ -18,7 +18,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use keystile_core::api_key::{ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey, parse};
+//! use keystile_core::api_key::{ApiKeyAdmin, ApiKeyStore, KeyPrefix, MemoryApiKeyStore, NewApiKey, parse};
 //! use keystile_core::random::OsRandom;
 //! use keystile_core::scopes::Scopes;
 //!
