@@ -35,13 +35,14 @@ pub const API_KEYS: usize = 10_000;
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 14] = [
+pub const ALL: [Scenario; 15] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
     Scenario::TowerHttpBearer,
     Scenario::IdentityOnly,
     Scenario::ApiKey,
+    Scenario::ApiKeyFromFn,
     Scenario::Session,
     Scenario::Bearer,
     Scenario::BearerSessionVersion,
@@ -72,6 +73,11 @@ pub enum Scenario {
     IdentityOnly,
     /// `ApiKeyLayer` over a memory store of [`API_KEYS`] keys.
     ApiKey,
+    /// The peer a user would write by hand: `axum::middleware::from_fn`
+    /// hashing the `Authorization: Bearer` key with SHA-256 and looking it
+    /// up in a `HashMap` of the same [`API_KEYS`] digests (no checksum, no
+    /// expiry, no identity handed on).
+    ApiKeyFromFn,
     /// `SessionLayer` verifying a session cookie.
     Session,
     /// `BearerLayer` verifying an HS256 JWT.
@@ -107,6 +113,7 @@ impl Scenario {
             Self::TowerHttpBearer => "tower_http_bearer",
             Self::IdentityOnly => "identity_only",
             Self::ApiKey => "api_key",
+            Self::ApiKeyFromFn => "api_key_from_fn",
             Self::Session => "session",
             Self::Bearer => "bearer_hs256",
             Self::BearerSessionVersion => "bearer_session_version",
@@ -153,6 +160,7 @@ impl Prepared {
 pub struct Fixtures {
     keyring: Keyring,
     store: Arc<MemoryApiKeyStore>,
+    digests: Arc<std::collections::HashMap<[u8; 32], Arc<str>>>,
     api_key: MintedKey,
     other_api_key: MintedKey,
     session_cookie: String,
@@ -185,6 +193,12 @@ impl Fixtures {
             }
             records.push(record);
         }
+        let digests = Arc::new(
+            records
+                .iter()
+                .map(|r| (r.digest.0, Arc::clone(&r.owner)))
+                .collect(),
+        );
         let store = Arc::new(MemoryApiKeyStore::with_records(records).expect("unique keys"));
 
         let session_cookie = SessionCodec::new(keyring.clone())
@@ -213,6 +227,7 @@ impl Fixtures {
         Self {
             keyring,
             store,
+            digests,
             api_key: api_key.expect("minted"),
             other_api_key: other_api_key.expect("minted"),
             session_cookie,
@@ -308,6 +323,33 @@ impl Fixtures {
             Scenario::ApiKey => {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
                 route.route_layer(ApiKeyLayer::new(self.store.clone()))
+            }
+            Scenario::ApiKeyFromFn => {
+                headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
+                let digests = Arc::clone(&self.digests);
+                route.route_layer(axum::middleware::from_fn(
+                    move |request: Request<Body>, next: axum::middleware::Next| {
+                        let digests = Arc::clone(&digests);
+                        async move {
+                            use axum::response::IntoResponse as _;
+                            use sha2::Digest as _;
+                            let known = request
+                                .headers()
+                                .get(header::AUTHORIZATION)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| v.strip_prefix("Bearer "))
+                                .is_some_and(|key| {
+                                    let digest: [u8; 32] = sha2::Sha256::digest(key).into();
+                                    digests.contains_key(&digest)
+                                });
+                            if known {
+                                next.run(request).await
+                            } else {
+                                http::StatusCode::UNAUTHORIZED.into_response()
+                            }
+                        }
+                    },
+                ))
             }
             Scenario::Session => {
                 let cookie = format!("keystile_session={}", self.session_cookie);
