@@ -26,6 +26,7 @@
 //! | `postgres` | the PostgreSQL API-key store |
 //! | `jwt`      | JWT bearer verification and token lifecycle |
 //! | `userinfo` | the HTTP userinfo session-version fetcher |
+//! | `testing`  | test doubles (`testing::CountingStore`) |
 //!
 //! No feature is on by default. In-memory backends and the hygiene layers
 //! need no feature and no server.
@@ -42,6 +43,8 @@ pub use keystile_core::{
     random, rejection, replay, scopes, session, session_version, store,
 };
 
+#[cfg(feature = "testing")]
+pub use keystile_core::testing;
 pub use keystile_middleware::{
     access_log, cidr, client_ip, cors, csp, csp_report, ip_filter, request_id, security_headers,
 };

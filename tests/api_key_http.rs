@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use api_key_support::{Counting, NOW, REALM, app, client, mint, serve};
+use api_key_support::{NOW, REALM, app, client, counting, mint, serve};
 use keystile::api_key::{
     ApiKeyAdmin, ApiKeyStore, CachedApiKeyStore, LastUsedRecorder, MemoryApiKeyStore,
 };
@@ -254,7 +254,7 @@ async fn bad_keys_are_401_invalid_token_and_never_echoed(env: Env) {
 
 async fn checksum_bad_keys_never_reach_the_store(env: Env) {
     let (key, _) = mint(&*env.store, "", None).await;
-    let counting = Counting::new(env.store.clone());
+    let counting = counting(env.store.clone());
     let base = env.serve(counting.clone()).await;
     let text = key.as_str();
     let checksum_bad = [
@@ -384,7 +384,7 @@ async fn lacking_scope_is_403_and_wildcard_passes(env: Env) {
 
 async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
     let (key, record) = mint(&*env.store, "", None).await;
-    let counting = Counting::new(env.store.clone());
+    let counting = counting(env.store.clone());
     let cached: Arc<dyn ApiKeyAdmin> = Arc::new(
         CachedApiKeyStore::new(counting.clone())
             .with_clock(env.clock.shared())
@@ -417,7 +417,7 @@ async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
 
 async fn a_burst_of_requests_is_a_handful_of_last_used_writes(env: Env) {
     let (key, _) = mint(&*env.store, "", None).await;
-    let counting = Counting::new(env.store.clone());
+    let counting = counting(env.store.clone());
     let every = Duration::from_secs(1);
     let started = Instant::now();
     let recorder = LastUsedRecorder::spawn(counting.clone(), every);

@@ -28,6 +28,9 @@ pub mod scopes;
 pub mod session;
 pub mod session_version;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use codec::{CodecError, Purpose, SignedCodec, Verified};

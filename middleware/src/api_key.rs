@@ -263,78 +263,34 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
     use std::time::Duration;
 
-    use async_trait::async_trait;
     use axum::Router;
     use axum::routing::get;
     use http::StatusCode;
     use http_body_util::BodyExt;
-    use keystile_core::api_key::{
-        ApiKeyAdmin, ApiKeyRecord, CreateError, KeyDigest, KeyPrefix, LastUse, MemoryApiKeyStore,
-        MintedKey, NewApiKey,
-    };
+    use keystile_core::api_key::{ApiKeyAdmin, ApiKeyRecord, KeyPrefix, MintedKey, NewApiKey};
     use keystile_core::clock::ManualClock;
     use keystile_core::random::OsRandom;
     use keystile_core::scopes::Scopes;
-    use keystile_core::store::StoreError;
+
+    use keystile_core::testing::CountingStore;
     use tower::ServiceExt;
 
     use super::*;
 
-    /// Counts lookups; can be switched off.
-    #[derive(Default)]
-    struct Counting {
-        records: MemoryApiKeyStore,
-        lookups: AtomicUsize,
-        down: AtomicBool,
-    }
-
-    #[async_trait]
-    impl ApiKeyStore for Counting {
-        async fn lookup(
-            &self,
-            digest: &KeyDigest,
-        ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::Timeout);
-            }
-            self.records.lookup(digest).await
-        }
-    }
-
-    #[async_trait]
-    impl ApiKeyAdmin for Counting {
-        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
-            self.records.create(record).await
-        }
-
-        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
-            self.records.revoke(id, at).await
-        }
-
-        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-            self.records.list(owner).await
-        }
-
-        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-            self.records.record_use(uses).await
-        }
-    }
-
     const NOW: u64 = 1_700_000_000;
 
     struct Fixture {
-        store: Arc<Counting>,
+        store: Arc<CountingStore>,
         clock: ManualClock,
         key: MintedKey,
         record: ApiKeyRecord,
     }
 
     async fn fixture() -> Fixture {
-        let store = Arc::new(Counting::default());
+        let store = Arc::new(CountingStore::default());
         let (key, record) = NewApiKey::new(KeyPrefix::new("sk_test").unwrap(), "acme")
             .with_scopes(Scopes::parse("reports:read"))
             .expires_at(NOW + 3600)
@@ -422,7 +378,7 @@ mod tests {
             let body = text(r).await;
             assert!(!body.contains(presented), "the key is never echoed");
         }
-        assert_eq!(f.store.lookups.load(Ordering::SeqCst), 0);
+        assert_eq!(f.store.lookups(), 0);
     }
 
     #[tokio::test]
@@ -451,7 +407,7 @@ mod tests {
     #[tokio::test]
     async fn store_failure_is_503_and_admits_nothing() {
         let f = fixture().await;
-        f.store.down.store(true, Ordering::SeqCst);
+        f.store.set_down(true);
         let r = send(app(layer(&f)), &[("x-api-key", f.key.as_str())]).await;
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(r.headers().contains_key("retry-after"));

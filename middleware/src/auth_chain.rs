@@ -360,72 +360,27 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
     use axum::Router;
     use axum::routing::get;
     use http::StatusCode;
     use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
     use http_body_util::BodyExt;
-    use keystile_core::api_key::{
-        ApiKeyAdmin, ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, KeyPrefix, LastUse,
-        MemoryApiKeyStore, MintedKey, NewApiKey,
-    };
+    use keystile_core::api_key::{ApiKeyAdmin, KeyPrefix, MintedKey, NewApiKey};
     use keystile_core::bearer::{Claims, TokenError};
     use keystile_core::clock::ManualClock;
     use keystile_core::keys::{Keyring, SigningKey};
     use keystile_core::random::OsRandom;
     use keystile_core::scopes::Scopes;
     use keystile_core::session::{DEFAULT_SESSION_TTL, SessionClaims, SessionCodec};
-    use keystile_core::store::StoreError;
+
+    use keystile_core::testing::CountingStore;
     use tower::ServiceExt;
 
     use super::*;
     use crate::tenant::HostTenant;
 
     const NOW: u64 = 1_700_000_000;
-
-    /// An API-key store that counts lookups and can be switched off.
-    #[derive(Default)]
-    struct Keys {
-        records: MemoryApiKeyStore,
-        lookups: AtomicUsize,
-        down: AtomicBool,
-    }
-
-    #[async_trait]
-    impl ApiKeyStore for Keys {
-        async fn lookup(
-            &self,
-            digest: &KeyDigest,
-        ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::Timeout);
-            }
-            self.records.lookup(digest).await
-        }
-    }
-
-    #[async_trait]
-    impl ApiKeyAdmin for Keys {
-        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
-            self.records.create(record).await
-        }
-
-        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
-            self.records.revoke(id, at).await
-        }
-
-        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-            self.records.list(owner).await
-        }
-
-        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-            self.records.record_use(uses).await
-        }
-    }
 
     async fn verify(token: String) -> Result<Claims, TokenError> {
         match token.as_str() {
@@ -443,14 +398,14 @@ mod tests {
     }
 
     struct Fixture {
-        keys: Arc<Keys>,
+        keys: Arc<CountingStore>,
         key: MintedKey,
         clock: ManualClock,
         cookie: String,
     }
 
     async fn fixture() -> Fixture {
-        let keys = Arc::new(Keys::default());
+        let keys = Arc::new(CountingStore::default());
         let (key, record) = NewApiKey::new(KeyPrefix::new("sk_test").unwrap(), "robot")
             .with_scopes(Scopes::parse("reports:read"))
             .mint(&OsRandom, NOW)
@@ -549,7 +504,7 @@ mod tests {
         let a = send(chain(&f), &[("authorization", "Bearer jwt.for.alice")]).await;
         assert_eq!(a.status, StatusCode::OK);
         assert_eq!(a.body, format!("alice via bearer {ALL_SEEN}"));
-        assert_eq!(f.keys.lookups.load(Ordering::SeqCst), 0);
+        assert_eq!(f.keys.lookups(), 0);
     }
 
     #[tokio::test]
@@ -697,7 +652,7 @@ mod tests {
     #[tokio::test]
     async fn api_key_store_down_is_503_and_the_session_is_not_tried() {
         let f = fixture().await;
-        f.keys.down.store(true, Ordering::SeqCst);
+        f.keys.set_down(true);
         let a = send(
             chain(&f),
             &[("x-api-key", f.key.as_str()), ("cookie", &f.cookie)],

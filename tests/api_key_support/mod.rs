@@ -7,25 +7,21 @@
 #[cfg(feature = "postgres")]
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 #[cfg(feature = "postgres")]
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::routing::get;
 use axum::{Json, Router};
 #[cfg(feature = "postgres")]
 use keystile::api_key::PostgresApiKeyStore;
 use keystile::api_key::{
-    ApiKeyAdmin, ApiKeyRecord, ApiKeyStore, CreateError, KeyDigest, KeyPrefix, LastUse,
-    LastUsedRecorder, MintedKey, NewApiKey,
+    ApiKeyAdmin, ApiKeyRecord, KeyPrefix, LastUsedRecorder, MintedKey, NewApiKey,
 };
 use keystile::clock::{Clock as _, ManualClock};
 use keystile::extract::{ApiKey, Scoped};
 use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
-use keystile::store::StoreError;
 use serde_json::{Value, json};
 #[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -113,57 +109,13 @@ pub async fn mint(
     (key, record)
 }
 
-/// Wraps a store and counts lookups and last-used writes.
-pub struct Counting {
-    pub inner: Arc<dyn ApiKeyAdmin>,
-    pub lookups: AtomicUsize,
-    pub writes: AtomicUsize,
-}
+/// Wraps a store and counts lookups and last-used writes: the shared test
+/// double, over whichever store the test runs against.
+pub type Counting = keystile_core::testing::CountingStore<Arc<dyn ApiKeyAdmin>>;
 
-impl Counting {
-    pub fn new(inner: Arc<dyn ApiKeyAdmin>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            lookups: AtomicUsize::new(0),
-            writes: AtomicUsize::new(0),
-        })
-    }
-
-    pub fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-
-    pub fn writes(&self) -> usize {
-        self.writes.load(Ordering::SeqCst)
-    }
-}
-
-#[async_trait]
-impl ApiKeyStore for Counting {
-    async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.inner.lookup(digest).await
-    }
-}
-
-#[async_trait]
-impl ApiKeyAdmin for Counting {
-    async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
-        self.inner.create(record).await
-    }
-
-    async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
-        self.inner.revoke(id, at).await
-    }
-
-    async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-        self.inner.list(owner).await
-    }
-
-    async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.record_use(uses).await
-    }
+/// A [`Counting`] wrapper around `inner`.
+pub fn counting(inner: Arc<dyn ApiKeyAdmin>) -> Arc<Counting> {
+    Arc::new(Counting::new(inner))
 }
 
 #[cfg(feature = "postgres")]

@@ -329,68 +329,27 @@ impl<S: ApiKeyAdmin> ApiKeyAdmin for CachedApiKeyStore<S> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
     use crate::api_key::{KeyPrefix, MemoryApiKeyStore, NewApiKey};
     use crate::clock::ManualClock;
     use crate::random::OsRandom;
-
-    /// Counts lookups and can be switched off.
-    #[derive(Default)]
-    struct Backing {
-        records: MemoryApiKeyStore,
-        lookups: AtomicUsize,
-        down: AtomicBool,
-    }
-
-    #[async_trait]
-    impl ApiKeyStore for Backing {
-        async fn lookup(
-            &self,
-            digest: &KeyDigest,
-        ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-            self.lookups.fetch_add(1, Ordering::SeqCst);
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::message("down"));
-            }
-            self.records.lookup(digest).await
-        }
-    }
-
-    #[async_trait]
-    impl ApiKeyAdmin for Backing {
-        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
-            self.records.create(record).await
-        }
-
-        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
-            self.records.revoke(id, at).await
-        }
-
-        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-            self.records.list(owner).await
-        }
-
-        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-            self.records.record_use(uses).await
-        }
-    }
+    use crate::testing::CountingStore;
 
     async fn setup(
         staleness: u64,
     ) -> (
-        CachedApiKeyStore<Arc<Backing>>,
-        Arc<Backing>,
+        CachedApiKeyStore<Arc<CountingStore>>,
+        Arc<CountingStore>,
         ManualClock,
         ApiKeyRecord,
     ) {
         let clock = ManualClock::at_unix(1_000);
-        let backing = Arc::new(Backing::default());
+        let backing = Arc::new(CountingStore::default());
         let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
             .mint(&OsRandom, 1_000)
             .unwrap();
-        backing.records.create(record.clone()).await.unwrap();
+        backing.inner().create(record.clone()).await.unwrap();
         let cache = CachedApiKeyStore::new(backing.clone())
             .with_clock(clock.shared())
             .with_max_staleness(Duration::from_secs(staleness));
@@ -403,10 +362,10 @@ mod tests {
         for _ in 0..5 {
             assert!(cache.lookup(&record.digest).await.unwrap().is_some());
         }
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(backing.lookups(), 1);
         clock.advance(Duration::from_secs(30));
         assert!(cache.lookup(&record.digest).await.unwrap().is_some());
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), 2);
+        assert_eq!(backing.lookups(), 2);
     }
 
     /// Answers lookups with a record read before a revocation, released
@@ -479,7 +438,7 @@ mod tests {
         let (cache, backing, clock, record) = setup(30).await;
         assert!(cache.lookup(&record.digest).await.unwrap().is_some());
         // Another process revokes it directly in the backing store.
-        backing.records.revoke(&record.id, 1_000).await.unwrap();
+        backing.inner().revoke(&record.id, 1_000).await.unwrap();
         clock.advance(Duration::from_millis(29_999));
         let stale = cache.lookup(&record.digest).await.unwrap().unwrap();
         assert_eq!(stale.revoked_at, None, "still inside the bound");
@@ -504,7 +463,7 @@ mod tests {
             cache.lookup(&record.digest).await.unwrap();
             cache.lookup(&KeyDigest::of("unknown")).await.unwrap();
         }
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), 6);
+        assert_eq!(backing.lookups(), 6);
         assert_eq!(cache.cached(), (0, 0));
     }
 
@@ -514,7 +473,7 @@ mod tests {
         cache.lookup(&record.digest).await.unwrap();
         clock.rewind(Duration::from_secs(5));
         cache.lookup(&record.digest).await.unwrap();
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), 2);
+        assert_eq!(backing.lookups(), 2);
     }
 
     #[tokio::test]
@@ -524,7 +483,7 @@ mod tests {
         let unknown = KeyDigest::of("nope");
         assert!(cache.lookup(&unknown).await.unwrap().is_none());
         assert!(cache.lookup(&unknown).await.unwrap().is_none());
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), 1);
+        assert_eq!(backing.lookups(), 1);
 
         cache.lookup(&record.digest).await.unwrap();
         for i in 0..5_000u32 {
@@ -533,17 +492,17 @@ mod tests {
         let (known, unknown_cached) = cache.cached();
         assert!(unknown_cached <= 64, "{unknown_cached}");
         assert_eq!(known, 1, "a flood of unknown keys evicts no known key");
-        let before = backing.lookups.load(Ordering::SeqCst);
+        let before = backing.lookups();
         cache.lookup(&record.digest).await.unwrap();
-        assert_eq!(backing.lookups.load(Ordering::SeqCst), before);
+        assert_eq!(backing.lookups(), before);
     }
 
     #[tokio::test]
     async fn failures_are_not_cached() {
         let (cache, backing, _, record) = setup(30).await;
-        backing.down.store(true, Ordering::SeqCst);
+        backing.set_down(true);
         assert!(cache.lookup(&record.digest).await.is_err());
-        backing.down.store(false, Ordering::SeqCst);
+        backing.set_down(false);
         assert!(cache.lookup(&record.digest).await.unwrap().is_some());
     }
 }

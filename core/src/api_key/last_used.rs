@@ -184,55 +184,9 @@ impl fmt::Debug for LastUsedRecorder {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
 
     use super::*;
-    use crate::api_key::{ApiKeyRecord, ApiKeyStore, CreateError, MemoryApiKeyStore};
-
-    /// Counts `record_use` calls and can be made to fail.
-    #[derive(Default)]
-    struct CountingStore {
-        inner: MemoryApiKeyStore,
-        writes: AtomicUsize,
-        written: Mutex<Vec<LastUse>>,
-        down: AtomicBool,
-    }
-
-    #[async_trait]
-    impl ApiKeyStore for CountingStore {
-        async fn lookup(
-            &self,
-            digest: &KeyDigest,
-        ) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-            self.inner.lookup(digest).await
-        }
-    }
-
-    #[async_trait]
-    impl ApiKeyAdmin for CountingStore {
-        async fn create(&self, record: ApiKeyRecord) -> Result<(), CreateError> {
-            self.inner.create(record).await
-        }
-
-        async fn revoke(&self, id: &str, at: u64) -> Result<bool, StoreError> {
-            self.inner.revoke(id, at).await
-        }
-
-        async fn list(&self, owner: &str) -> Result<Vec<Arc<ApiKeyRecord>>, StoreError> {
-            self.inner.list(owner).await
-        }
-
-        async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError> {
-            if self.down.load(Ordering::SeqCst) {
-                return Err(StoreError::message("down"));
-            }
-            self.writes.fetch_add(1, Ordering::SeqCst);
-            self.written.lock().unwrap().extend_from_slice(uses);
-            Ok(())
-        }
-    }
+    use crate::testing::CountingStore;
 
     #[tokio::test]
     async fn a_burst_of_uses_is_one_write_with_the_latest_time() {
@@ -246,8 +200,8 @@ mod tests {
         recorder.record(&a, 10); // late, older: ignored
         assert_eq!(recorder.pending(), 2);
         assert_eq!(recorder.flush().await.unwrap(), 2);
-        assert_eq!(store.writes.load(Ordering::SeqCst), 1);
-        let mut written = store.written.lock().unwrap().clone();
+        assert_eq!(store.writes(), 1);
+        let mut written = store.written();
         written.sort_by_key(|u| u.at);
         assert_eq!(
             written,
@@ -261,7 +215,7 @@ mod tests {
         );
         // Nothing pending: no write at all.
         assert_eq!(recorder.flush().await.unwrap(), 0);
-        assert_eq!(store.writes.load(Ordering::SeqCst), 1);
+        assert_eq!(store.writes(), 1);
     }
 
     #[tokio::test]
@@ -269,10 +223,10 @@ mod tests {
         let store = Arc::new(CountingStore::default());
         let recorder = LastUsedRecorder::new(store.clone());
         recorder.record(&KeyDigest::of("a"), 7);
-        store.down.store(true, Ordering::SeqCst);
+        store.set_down(true);
         assert!(recorder.flush().await.is_err());
         assert_eq!(recorder.pending(), 1);
-        store.down.store(false, Ordering::SeqCst);
+        store.set_down(false);
         assert_eq!(recorder.flush().await.unwrap(), 1);
     }
 
@@ -302,12 +256,12 @@ mod tests {
         }
         // Wait (bounded) for the flusher to write the last burst.
         for _ in 0..500 {
-            if recorder.pending() == 0 && store.writes.load(Ordering::SeqCst) > 0 {
+            if recorder.pending() == 0 && store.writes() > 0 {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let writes = store.writes.load(Ordering::SeqCst);
+        let writes = store.writes();
         let elapsed = started.elapsed();
         // Never more than one write per elapsed interval, however the
         // scheduler ran: 5,000 uses became a handful of writes.
@@ -316,7 +270,7 @@ mod tests {
             writes >= 1 && writes as u128 <= bound,
             "{writes} writes in {elapsed:?}"
         );
-        let written = store.written.lock().unwrap();
+        let written = store.written();
         assert_eq!(written.last().map(|u| u.at), Some(4999));
         assert!(written.iter().all(|u| u.digest == digest));
     }
