@@ -209,8 +209,11 @@ impl AccessLog {
         let Some((name, _)) = pair.split_once('=') else {
             return false;
         };
-        let name = percent_decoded_lowercase(name);
-        self.redacted.iter().any(|r| **r == *name)
+        // Compared while decoding: no allocation per parameter on a
+        // request's path.
+        self.redacted
+            .iter()
+            .any(|r| percent_decoded_lowercase(name).eq(r.iter().copied()))
     }
 }
 
@@ -226,15 +229,16 @@ fn without_userinfo(head: &str) -> Cow<'_, str> {
     }
 }
 
-/// `name` percent-decoded (`+` as a space, as forms encode it) and
-/// ASCII-lowercased; a broken escape is kept as it is.
-fn percent_decoded_lowercase(name: &str) -> Vec<u8> {
+/// The bytes of `name` percent-decoded (`+` as a space, as forms encode
+/// it) and ASCII-lowercased; a broken escape is kept as it is.
+fn percent_decoded_lowercase(name: &str) -> impl Iterator<Item = u8> + '_ {
     let bytes = name.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
-    while i < bytes.len() {
-        let byte = match bytes[i] {
-            b'%' => match (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+    std::iter::from_fn(move || {
+        let byte = *bytes.get(i)?;
+        i += 1;
+        let decoded = match byte {
+            b'%' => match (hex(bytes.get(i)), hex(bytes.get(i + 1))) {
                 (Some(high), Some(low)) => {
                     i += 2;
                     high << 4 | low
@@ -244,10 +248,8 @@ fn percent_decoded_lowercase(name: &str) -> Vec<u8> {
             b'+' => b' ',
             other => other,
         };
-        out.push(byte.to_ascii_lowercase());
-        i += 1;
-    }
-    out
+        Some(decoded.to_ascii_lowercase())
+    })
 }
 
 fn hex(byte: Option<&u8>) -> Option<u8> {
