@@ -4,61 +4,11 @@
 //! per-callsite interest globally, so tests running on other threads without
 //! a subscriber could hide events from this one.
 
-#[allow(dead_code)]
-#[path = "../examples/hardened/app.rs"]
-mod app;
+mod hardened_support;
+mod support;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
-use keystile::random::OsRandom;
-use keystile::scopes::Scopes;
-use tokio::net::TcpListener;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// The example app with one demo key; returns its port and the key.
-async fn example() -> (u16, String, ()) {
-    let store = Arc::new(MemoryApiKeyStore::new());
-    let (key, record) = NewApiKey::new(KeyPrefix::new("sk_test").unwrap(), "demo")
-        .with_scopes(Scopes::parse("reports:read"))
-        .mint(&OsRandom, 1_700_000_000)
-        .unwrap();
-    store.create(record).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let router = app::app(app::AppConfig::new(store as Arc<dyn ApiKeyAdmin>, port)).unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
-    (port, key.as_str().to_owned(), ())
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use hardened_support::{LOOPBACK, client, example};
+use support::logs::Captured;
 
 #[tokio::test(flavor = "current_thread")]
 async fn access_logs_never_hold_a_credential() {
@@ -71,7 +21,7 @@ async fn access_logs_never_hold_a_credential() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let (port, key, _) = example().await;
+    let hardened_support::Example { port, key, .. } = example(&LOOPBACK).await;
     let base = format!("http://127.0.0.1:{port}");
     let c = client();
     let secrets = [
@@ -98,7 +48,7 @@ async fn access_logs_never_hold_a_credential() {
     for request in sent {
         request.send().await.unwrap();
     }
-    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let log = captured.text();
     for secret in secrets.iter().copied().chain([key.as_str()]) {
         assert!(!log.contains(secret), "{secret} is in the log:\n{log}");
     }

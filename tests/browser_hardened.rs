@@ -4,39 +4,22 @@
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (see `support::browser`).
 
-#[allow(dead_code)]
-#[path = "../examples/hardened/app.rs"]
-mod app;
+mod hardened_support;
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::Locator;
-use keystile::api_key::{ApiKeyAdmin, MemoryApiKeyStore};
-use keystile::csp_report::{CspReports, CspViolation};
+use hardened_support::{LOOPBACK, example};
 use support::browser::{BROWSER_WAIT, start_browser};
-use tokio::net::TcpListener;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nonced_script_runs_the_injected_one_is_blocked_and_reported() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Arc<Mutex<Vec<CspViolation>>> = Arc::default();
-    let sink = Arc::clone(&seen);
-    let store: Arc<dyn ApiKeyAdmin> = Arc::new(MemoryApiKeyStore::new());
-    let mut config = app::AppConfig::new(store, port);
-    config.reports = CspReports::new().on_violation(move |v| sink.lock().unwrap().push(v.clone()));
-    let router = app::app(config).unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let hardened_support::Example {
+        port,
+        reports: seen,
+        ..
+    } = example(&LOOPBACK).await;
 
     let (_browser, client) = start_browser().await;
     let result = async {

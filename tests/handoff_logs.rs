@@ -6,9 +6,9 @@
 #[path = "../examples/handoff/app.rs"]
 mod app;
 mod handoff_support;
+mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keystile::clock::ManualClock;
 use keystile::keys::{Keyring, SigningKey};
@@ -17,21 +17,7 @@ use reqwest::StatusCode;
 
 use app::{AppConfig, app};
 use handoff_support::*;
-
-/// Collects formatted `tracing` output.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::logs::Captured;
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_token_never_appears_in_logs() {
@@ -79,7 +65,7 @@ async fn the_token_never_appears_in_logs() {
     client.get(&url).send().await.unwrap();
     client.get(&url).send().await.unwrap();
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(logs.contains("handoff redeemed"), "{logs}");
     assert!(logs.contains("already_used"), "{logs}");
     assert!(

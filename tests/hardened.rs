@@ -4,27 +4,19 @@
 //! filters with and without trusted proxies, and CORS preflights answered
 //! before authentication — most of it through `examples/hardened`.
 
-#[allow(dead_code)]
-#[path = "../examples/hardened/app.rs"]
-mod app;
+mod hardened_support;
+mod support;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
 use keystile::client_ip::ClientIp;
 use keystile::csp::{Csp, CspError, Directive};
-use keystile::csp_report::{CspReports, CspViolation};
 use keystile::ip_filter::IpFilterLayer;
-use keystile::random::OsRandom;
-use keystile::scopes::Scopes;
 use keystile::security_headers::{HttpsDetection, SecurityHeadersLayer};
 use reqwest::StatusCode;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Serves `app` with connection info on a fresh loopback port.
 async fn serve(app: Router) -> u16 {
@@ -41,43 +33,8 @@ async fn serve(app: Router) -> u16 {
     port
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// The example app with one demo key; returns its port, the key and what
-/// the report endpoint received.
-async fn example(allow: &[&str]) -> (u16, String, Arc<Mutex<Vec<CspViolation>>>) {
-    let store = Arc::new(MemoryApiKeyStore::new());
-    let (key, record) = NewApiKey::new(KeyPrefix::new("sk_test").unwrap(), "demo")
-        .with_scopes(Scopes::parse("reports:read"))
-        .mint(&OsRandom, 1_700_000_000)
-        .unwrap();
-    store.create(record).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&seen);
-    let mut config = app::AppConfig::new(store as Arc<dyn ApiKeyAdmin>, port);
-    config.reports = CspReports::new().on_violation(move |v| sink.lock().unwrap().push(v.clone()));
-    config.allow = allow.iter().map(|s| (*s).to_owned()).collect();
-    let router = app::app(config).unwrap();
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
-    (port, key.as_str().to_owned(), seen)
-}
-
-const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+use hardened_support::{Example, LOOPBACK, client, example};
+use support::raw_http::{Answer, raw};
 
 // Security headers ------------------------------------------------------
 
@@ -239,7 +196,7 @@ fn the_csp_builder_refuses_what_browsers_would_misread() {
 
 #[tokio::test]
 async fn the_example_page_carries_a_fresh_nonce_in_header_and_html() {
-    let (port, _, _) = example(&LOOPBACK).await;
+    let Example { port, .. } = example(&LOOPBACK).await;
     let mut nonces = Vec::new();
     for _ in 0..2 {
         let response = client()
@@ -272,7 +229,11 @@ async fn the_example_page_carries_a_fresh_nonce_in_header_and_html() {
 
 #[tokio::test]
 async fn csp_reports_are_read_in_both_formats_and_oversize_is_refused() {
-    let (port, _, seen) = example(&LOOPBACK).await;
+    let Example {
+        port,
+        reports: seen,
+        ..
+    } = example(&LOOPBACK).await;
     let url = format!("http://127.0.0.1:{port}/csp-reports");
     let post = |content_type: &'static str, body: String| {
         client()
@@ -329,27 +290,6 @@ async fn csp_reports_are_read_in_both_formats_and_oversize_is_refused() {
 
 // Request ids -------------------------------------------------------------
 
-/// Sends `head` (request line and headers, CRLF-terminated, no blank line)
-/// and returns the status and the raw response text.
-async fn raw(port: u16, head: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut request = head.to_vec();
-    request.extend_from_slice(b"Connection: close\r\n\r\n");
-    stream.write_all(&request).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
 fn response_request_id(text: &str) -> Option<String> {
     text.lines()
         .find_map(|line| line.strip_prefix("x-request-id: "))
@@ -365,7 +305,7 @@ fn is_generated(id: &str) -> bool {
 
 #[tokio::test]
 async fn inbound_request_ids_are_kept_only_when_clean() {
-    let (port, _, _) = example(&LOOPBACK).await;
+    let Example { port, .. } = example(&LOOPBACK).await;
     let get = |id: &[u8]| {
         [
             b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: ".as_slice(),
@@ -374,11 +314,11 @@ async fn inbound_request_ids_are_kept_only_when_clean() {
         ]
         .concat()
     };
-    let (status, text) = raw(port, &get(b"trace-42")).await;
+    let Answer { status, text, .. } = raw(port, &get(b"trace-42")).await;
     assert_eq!(status, 200);
     assert_eq!(response_request_id(&text).as_deref(), Some("trace-42"));
     let long_ok = "a".repeat(128);
-    let (_, text) = raw(port, &get(long_ok.as_bytes())).await;
+    let Answer { text, .. } = raw(port, &get(long_ok.as_bytes())).await;
     assert_eq!(response_request_id(&text), Some(long_ok));
     let too_long = "a".repeat(129);
     for bad in [
@@ -387,7 +327,7 @@ async fn inbound_request_ids_are_kept_only_when_clean() {
         b"two words",
         b"tab\there",
     ] {
-        let (status, text) = raw(port, &get(bad)).await;
+        let Answer { status, text, .. } = raw(port, &get(bad)).await;
         let id = response_request_id(&text);
         assert!(
             status == 200 && id.as_deref().is_some_and(is_generated),
@@ -397,11 +337,11 @@ async fn inbound_request_ids_are_kept_only_when_clean() {
     }
     // Control characters never reach the layer (the HTTP parser refuses
     // them); whatever happens, they are never echoed.
-    let (_, text) = raw(port, &get(b"evil\x01id")).await;
+    let Answer { text, .. } = raw(port, &get(b"evil\x01id")).await;
     assert!(!text.contains("evil"), "{text}");
     // A "header injection" is just another request header: the id before
     // it is kept, and nothing is set on the response.
-    let (status, text) = raw(
+    let Answer { status, text, .. } = raw(
         port,
         b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: a\r\nSet-Cookie: session=planted\r\n",
     )
@@ -412,7 +352,7 @@ async fn inbound_request_ids_are_kept_only_when_clean() {
 
 #[tokio::test]
 async fn problem_bodies_name_the_request_id() {
-    let (port, _, _) = example(&LOOPBACK).await;
+    let Example { port, .. } = example(&LOOPBACK).await;
     let response = client()
         .get(format!("http://127.0.0.1:{port}/api/me"))
         .header("x-request-id", "ticket-7")
@@ -430,7 +370,7 @@ async fn problem_bodies_name_the_request_id() {
 
 #[tokio::test]
 async fn the_example_admits_only_its_allow_list() {
-    let (port, _, _) = example(&["192.0.2.0/24"]).await;
+    let Example { port, .. } = example(&["192.0.2.0/24"]).await;
     let response = client()
         .get(format!("http://127.0.0.1:{port}/"))
         .send()
@@ -439,7 +379,7 @@ async fn the_example_admits_only_its_allow_list() {
     assert_eq!(response.status(), 403);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["reason"], "forbidden");
-    let (port, _, _) = example(&LOOPBACK).await;
+    let Example { port, .. } = example(&LOOPBACK).await;
     let response = client()
         .get(format!("http://127.0.0.1:{port}/"))
         .send()
@@ -509,7 +449,7 @@ async fn without_connect_info_the_filter_is_a_500_naming_the_fix() {
 
 #[tokio::test]
 async fn cors_preflights_are_answered_before_authentication() {
-    let (port, key, _) = example(&LOOPBACK).await;
+    let Example { port, key, .. } = example(&LOOPBACK).await;
     let allowed = format!("http://localhost:{}", port.wrapping_add(1));
     let url = format!("http://127.0.0.1:{port}/api/me");
     let preflight = |origin: &str| {

@@ -35,8 +35,9 @@ use keystile::layers::{BearerLayer, HandoffLayer, HostTenant, SessionLayer};
 use keystile::replay::MemoryReplayStore;
 use keystile::session::{SessionClaims, SessionCodec};
 use serde_json::json;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use support::raw_http::{Answer, raw};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpListener;
 
 const T0: u64 = 1_700_000_000;
 
@@ -50,54 +51,6 @@ async fn serve(app: Router) -> u16 {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     port
-}
-
-/// An answer read off the wire.
-struct Answer {
-    status: u16,
-    /// Header lines, names lowercased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Sends `head` (request line and header lines, each ending in CRLF, no
-/// blank line) with `Connection: close` and reads the whole answer.
-async fn raw(port: u16, head: &[u8]) -> Answer {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    let mut request = head.to_vec();
-    request.extend_from_slice(b"Connection: close\r\n\r\n");
-    stream.write_all(&request).await.unwrap();
-    let mut bytes = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut bytes))
-        .await
-        .expect("the server answers")
-        .unwrap();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete answer");
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|line| line.split(' ').nth(1))
-        .and_then(|code| code.parse().ok())
-        .expect("a status line");
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
 }
 
 /// Concatenates byte pieces into one request head.

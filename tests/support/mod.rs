@@ -39,6 +39,8 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 pub mod browser;
+pub mod logs;
 pub mod outage;
 pub mod proxy;
+pub mod raw_http;
 pub mod redis_server;
