@@ -184,13 +184,17 @@ pub struct StampRequestId<S> {
     inner: S,
 }
 
+/// The response body of [`StampRequestId`]: the inner service's, or a
+/// rejection body rendered again with the request id (no boxing on the way
+/// through).
+pub type StampedBody<B> = http_body_util::Either<B, Body>;
+
 impl<S, B, ResBody> Service<Request<B>> for StampRequestId<S>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>>,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
+    ResBody: http_body::Body,
 {
-    type Response = Response;
+    type Response = http::Response<StampedBody<ResBody>>;
     type Error = S::Error;
     type Future = StampFuture<S::Future>;
 
@@ -202,8 +206,7 @@ where
         let id = request
             .extensions()
             .get::<TowerRequestId>()
-            .and_then(|id| id.header_value().to_str().ok())
-            .map(Box::<str>::from);
+            .map(|id| id.header_value().clone());
         StampFuture {
             future: self.inner.call(request),
             id,
@@ -216,42 +219,50 @@ pin_project! {
     pub struct StampFuture<F> {
         #[pin]
         future: F,
-        id: Option<Box<str>>,
+        id: Option<HeaderValue>,
     }
 }
 
 impl<F, E, ResBody> Future for StampFuture<F>
 where
     F: Future<Output = Result<http::Response<ResBody>, E>>,
-    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
+    ResBody: http_body::Body,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<http::Response<StampedBody<ResBody>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        // Any body the inner services produce (tower-http's trace body, say)
-        // becomes axum's, so a rejection's body can be replaced.
         let mut response = match this.future.poll(cx) {
-            Poll::Ready(Ok(response)) => response.map(Body::new),
+            Poll::Ready(Ok(response)) => response,
             Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
             Poll::Pending => return Poll::Pending,
         };
         let rendered = response.extensions_mut().remove::<RenderedRejection>();
-        if let (Some(id), Some(rendered)) = (this.id.take(), rendered) {
-            stamp(&mut response, rendered, &id);
-        }
-        Poll::Ready(Ok(response))
+        let stamped = match (this.id.take(), rendered) {
+            (Some(id), Some(rendered)) => restamped(&response, rendered, &id),
+            _ => None,
+        };
+        Poll::Ready(Ok(match stamped {
+            Some(body) => {
+                let (mut parts, _) = response.into_parts();
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                http::Response::from_parts(parts, http_body_util::Either::Right(Body::from(body)))
+            }
+            None => response.map(http_body_util::Either::Left),
+        }))
     }
 }
 
-/// Renders `rendered` again with the request id, but only while the
-/// response still carries exactly the body it was rendered as: a layer in
-/// between that compressed it, or replaced it (to hide a detail, say), is
-/// left alone.
-fn stamp(response: &mut Response, rendered: RenderedRejection, id: &str) {
-    use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-    use http_body::Body as _;
+/// The problem body rendered again with the request id, but only while the
+/// response still carries exactly the body `rendered` was rendered as: a
+/// layer in between that compressed it, or replaced it (to hide a detail,
+/// say), is left alone.
+fn restamped<B: http_body::Body>(
+    response: &http::Response<B>,
+    rendered: RenderedRejection,
+    id: &HeaderValue,
+) -> Option<String> {
+    use http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 
     let headers = response.headers();
     let untouched = !headers.contains_key(CONTENT_ENCODING)
@@ -259,11 +270,8 @@ fn stamp(response: &mut Response, rendered: RenderedRejection, id: &str) {
             .get(CONTENT_TYPE)
             .is_some_and(|t| t.as_bytes() == PROBLEM_JSON.as_bytes())
         && response.body().size_hint().exact() == u64::try_from(rendered.body_len).ok();
-    if untouched {
-        let body = rendered.rejection.with_request_id(id).problem_body();
-        response.headers_mut().remove(CONTENT_LENGTH);
-        *response.body_mut() = Body::from(body);
-    }
+    let id = id.to_str().ok()?;
+    untouched.then(|| rendered.rejection.with_request_id(id).problem_body())
 }
 
 /// The request's id, for handlers behind [`RequestIdLayer`]. As an
@@ -317,7 +325,7 @@ mod tests {
             .to_str()
             .unwrap()
             .to_owned();
-        let body = axum::body::to_bytes(response.into_body(), 1024)
+        let body = axum::body::to_bytes(Body::new(response.into_body()), 1024)
             .await
             .unwrap();
         (String::from_utf8(body.to_vec()).unwrap(), echoed)
@@ -375,7 +383,7 @@ mod tests {
                 .body(Body::empty())
                 .unwrap();
             let response = service.oneshot(request).await.unwrap();
-            let bytes = axum::body::to_bytes(response.into_body(), 4096)
+            let bytes = axum::body::to_bytes(Body::new(response.into_body()), 4096)
                 .await
                 .unwrap();
             String::from_utf8(bytes.to_vec()).unwrap()
