@@ -63,7 +63,9 @@ pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
             .map(Some)
             .map_err(|_| MalformedHeader);
     }
-    let key = trim_blanks(visible_ascii(value)?);
+    // Visible ASCII and HTAB only, so `trim_ascii` strips exactly SP and
+    // HTAB (never Unicode spaces, as `str::trim` would).
+    let key = visible_ascii(value)?.trim_ascii();
     if key.is_empty() {
         return Ok(None);
     }
@@ -101,7 +103,7 @@ fn bearer_credential(headers: &HeaderMap) -> Result<Option<Option<&str>>, Malfor
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Ok(None);
     }
-    let token = trim_blanks(rest);
+    let token = rest.trim_ascii();
     if token.is_empty() {
         return Ok(Some(None));
     }
@@ -109,12 +111,6 @@ fn bearer_credential(headers: &HeaderMap) -> Result<Option<Option<&str>>, Malfor
         return Err(MalformedHeader);
     }
     Ok(Some(Some(token)))
-}
-
-/// `text` without leading and trailing SP and HTAB (never any other
-/// whitespace: `str::trim` would also strip Unicode spaces).
-fn trim_blanks(text: &str) -> &str {
-    text.trim_matches([' ', '\t'])
 }
 
 fn single<'a>(

@@ -127,17 +127,19 @@ impl SessionCookie {
                 let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
                 let pair = &rest[..end];
                 rest = rest.get(end + 1..).unwrap_or_default();
-                // `name=value`; pairs without `=` are someone else's.
+                // `name=value`; pairs without `=` are someone else's. Only
+                // SP and HTAB are trimmed (RFC 6265 §5.2): `trim_ascii`'s
+                // other characters (CR, LF, FF) cannot be in a header value.
                 let Some(eq) = memchr::memchr(b'=', pair) else {
                     continue;
                 };
-                if trim_blanks(&pair[..eq]) != name {
+                if pair[..eq].trim_ascii() != name {
                     continue;
                 }
                 if found.is_some() {
                     return Err(AmbiguousCookie);
                 }
-                found = Some(trim_blanks(&pair[eq + 1..]));
+                found = Some(pair[eq + 1..].trim_ascii());
             }
         }
         match found {
@@ -148,18 +150,6 @@ impl SessionCookie {
                 .map_err(|_| AmbiguousCookie),
         }
     }
-}
-
-/// `bytes` without the SP and HTAB RFC 6265 §5.2 strips around a cookie's
-/// name and value; no other character is whitespace here.
-fn trim_blanks(bytes: &[u8]) -> &[u8] {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let start = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
-    let end = bytes
-        .iter()
-        .rposition(|b| !blank(b))
-        .map_or(start, |i| i + 1);
-    &bytes[start..end]
 }
 
 #[cfg(test)]
