@@ -31,6 +31,7 @@ use axum::{Json, Router};
 use keystile::api_key::{ApiKeyAdmin, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore, NewApiKey};
 use keystile::clock::{Clock as _, SystemClock};
 use keystile::extract::{ApiKey, Scoped, scope};
+use keystile::layers::ApiKeys;
 use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
@@ -38,8 +39,7 @@ use serde_json::{Value, json};
 
 scope!(
     /// May create reports.
-    ReportsWrite = "reports:write",
-    realm = "reports"
+    ReportsWrite = "reports:write"
 );
 
 async fn whoami(key: ApiKey) -> Json<Value> {
@@ -102,16 +102,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let store = store().await?;
     let recorder = LastUsedRecorder::spawn(store.clone(), Duration::from_secs(30));
-    let auth = ApiKeyLayer::new(store)
-        .with_realm("reports")
-        .with_last_used(recorder.clone());
+    // The realm is set once: every challenge on these routes names it.
+    let auth = ApiKeyLayer::new(ApiKeys::new(store).last_used(recorder.clone())).realm("reports");
 
     let app = Router::new()
         .route("/whoami", get(whoami))
         .merge(
             Router::new()
                 .route("/reports", get(list_reports))
-                .route_layer(RequireScopeLayer::new("reports:read").with_realm("reports")),
+                .route_layer(RequireScopeLayer::new("reports:read")),
         )
         .route("/reports", post(create_report))
         // route_layer: unknown paths stay 404 rather than 401.

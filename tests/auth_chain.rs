@@ -1,6 +1,6 @@
-//! `AuthChainLayer` over real TCP: API key, JWT and session cookie on one
-//! route, hard errors that stop the chain, extractors behind it, and the
-//! session-version check after it.
+//! A chain of authenticators over real TCP: API key, JWT and session
+//! cookie on one route (one `AuthLayer` over a tuple), hard errors that stop
+//! the chain, extractors behind it, and the session-version check after it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +13,7 @@ use keystile::clock::{Clock, SystemClock};
 use keystile::extract::{Principal, Session};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::{
-    ApiKeyLayer, AuthChainLayer, BearerLayer, HostTenant, SessionLayer, SessionVersionLayer,
+    ApiKeys, AuthLayer, BearerTokens, HostTenant, SessionCookies, SessionVersionLayer,
 };
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
@@ -81,14 +81,14 @@ async fn fixture(optional: bool) -> Fixture {
     };
     let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), fetch);
 
-    let mut chain = AuthChainLayer::new()
-        .api_key(ApiKeyLayer::new(keys))
-        .bearer(BearerLayer::new(tokens.clone()))
-        .session(SessionLayer::new(
-            keyring(),
-            HostTenant::under("localhost").unwrap(),
-        ))
-        .realm("reports");
+    // API keys before bearer tokens: what is not an API key in
+    // `Authorization` is left to the bearer authenticator.
+    let mut chain = AuthLayer::new((
+        ApiKeys::new(keys),
+        BearerTokens::new(Arc::new(tokens.clone())),
+        SessionCookies::new(keyring(), HostTenant::under("localhost").unwrap()),
+    ))
+    .realm("reports");
     if optional {
         chain = chain.optional();
     }
@@ -205,10 +205,10 @@ async fn an_unknown_api_key_stops_the_chain() {
     )
     .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    // The API key layer's own rejection (its realm), not the chain's.
+    // The API key's own rejection, in the one realm of the stack.
     let challenge = a.challenge.as_deref().unwrap_or_default();
     assert!(
-        challenge.starts_with(r#"Bearer realm="api", error="invalid_token""#),
+        challenge.starts_with(r#"Bearer realm="reports", error="invalid_token""#),
         "{challenge}"
     );
 }

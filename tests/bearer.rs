@@ -25,6 +25,7 @@ use keystile::clock::ManualClock;
 use keystile::extract::{Bearer, Claims};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::BearerLayer;
+use keystile::layers::BearerTokens;
 use keystile::replay::{MemoryReplayStore, RedisReplayStore, ReplayStore};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
@@ -86,12 +87,12 @@ fn app(tokens: TokenLifecycle) -> Router {
             Err(_) => StatusCode::BAD_REQUEST,
         }
     }
-    let protected = Router::new()
-        .route("/api/me", get(me))
-        .route_layer(BearerLayer::new(tokens.clone()).realm("reports"));
+    let protected = Router::new().route("/api/me", get(me)).route_layer(
+        BearerLayer::new(BearerTokens::new(Arc::new(tokens.clone()))).realm("reports"),
+    );
     let optional = Router::new()
         .route("/api/maybe", get(maybe))
-        .route_layer(BearerLayer::new(tokens.clone()).optional());
+        .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(tokens.clone()))).optional());
     let issuer = Router::new()
         .route("/token/refresh", post(refresh))
         .route("/token/revoke", post(revoke))
@@ -332,7 +333,7 @@ async fn closure_verifier_behind_bearer_layer() {
     let base = serve(
         Router::new()
             .route("/api/me", get(me))
-            .route_layer(BearerLayer::new(verifier)),
+            .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier)))),
     )
     .await;
     let res = reqwest::Client::new()
@@ -581,7 +582,7 @@ async fn jwt_issuers_verify_each_issuer_only_with_its_own_keys() {
                 |Claims(c): Claims| async move { Json(json!({"sub": c.subject, "iss": c.issuer})) },
             ),
         )
-        .route_layer(BearerLayer::new(issuers));
+        .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(issuers))));
     let base = serve(router).await;
 
     let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();

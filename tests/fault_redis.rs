@@ -26,6 +26,7 @@ use keystile::bearer::{Grant, RedisRevocationList, TokenLifecycle};
 use keystile::clock::ManualClock;
 use keystile::extract::Principal;
 use keystile::keys::{Keyring, SigningKey};
+use keystile::layers::BearerTokens;
 use keystile::layers::{BearerLayer, SessionVersionLayer};
 use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
 use keystile::session_version::{FetchRequest, RedisSessionVersionCache, SessionVersionValidator};
@@ -139,7 +140,9 @@ async fn bearer_instance(url: &str, clock: &ManualClock) -> (TokenLifecycle, Str
             get(|Principal(who): Principal| async move { who.subject.to_string() }),
         )
         .route_layer(SessionVersionLayer::new(validator))
-        .route_layer(BearerLayer::new(tokens.clone()).realm("reports"));
+        .route_layer(
+            BearerLayer::new(BearerTokens::new(Arc::new(tokens.clone()))).realm("reports"),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router).await });

@@ -16,6 +16,7 @@ use keystile::clock::ManualClock;
 use keystile::extract::Session;
 use keystile::handoff::{Handoff, HandoffCodec};
 use keystile::keys::{Keyring, SigningKey};
+use keystile::layers::SessionCookies;
 use keystile::layers::{HandoffLayer, HostTenant, SessionCookie, SessionLayer};
 use keystile::replay::{MemoryReplayStore, Redemption, ReplayStore};
 use keystile::store::StoreError;
@@ -181,7 +182,9 @@ async fn https_deployment_sets_a_secure_host_prefixed_cookie() {
             "/admin/",
             get(|s: Session| async move { s.subject.to_string() }),
         )
-        .route_layer(SessionLayer::new(ring.clone(), tenants.clone()).with_cookie(cookie.clone()))
+        .route_layer(SessionLayer::new(
+            SessionCookies::new(ring.clone(), tenants.clone()).cookie(cookie.clone()),
+        ))
         .layer(
             HandoffLayer::new(ring.clone(), MemoryReplayStore::new(), tenants)
                 .with_cookie(cookie)

@@ -32,6 +32,7 @@ use keystile::clock::ManualClock;
 use keystile::handoff::{Handoff, HandoffCodec};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::{BearerLayer, HandoffLayer, HostTenant, SessionLayer};
+use keystile::layers::{BearerTokens, SessionCookies};
 use keystile::replay::MemoryReplayStore;
 use keystile::session::{SessionClaims, SessionCodec};
 use serde_json::json;
@@ -72,7 +73,9 @@ async fn tenants() -> Tenants {
     let hosts = HostTenant::under("localhost").unwrap();
     let app = Router::new()
         .route("/admin", get(|| async { "admin" }))
-        .route_layer(SessionLayer::new(ring.clone(), hosts.clone()).with_clock(clock.shared()))
+        .route_layer(SessionLayer::new(
+            SessionCookies::new(ring.clone(), hosts.clone()).clock(clock.shared()),
+        ))
         .layer(
             HandoffLayer::new(ring.clone(), MemoryReplayStore::new(), hosts)
                 .with_clock(clock.shared()),
@@ -449,7 +452,7 @@ async fn one_issuers_key_never_signs_for_another_issuer() {
     // Built anyway: then idp-a's key must not verify a token claiming idp-b.
     let app = Router::new()
         .route("/me", get(|| async { "me" }))
-        .route_layer(BearerLayer::new(verifier));
+        .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))));
     let port = serve(app).await;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("a".into());

@@ -57,7 +57,7 @@ async fn strict_mode_refuses_a_token_without_sv() {
         MemorySessionVersionCache::new(),
         userinfo(&idp.userinfo_url),
     )
-    .strict(true);
+    .strict();
     let server = ResourceServer::start(validator).await;
     let response = server.me(&client(), &token("alice", None)).await;
     assert_eq!(response.status(), 401);

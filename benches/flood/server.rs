@@ -24,6 +24,7 @@ use keystile::extract::Principal;
 use keystile::handoff::{Handoff, HandoffCodec};
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, HostTenant, SessionVersionLayer};
+use keystile::layers::{ApiKeys, BearerTokens};
 use keystile::one_time::{MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
@@ -124,18 +125,20 @@ impl Target {
 
         let keyed = Router::new()
             .route("/api/key", get(|| async { "key ok" }))
-            .route_layer(
-                ApiKeyLayer::new(api_keys.clone())
-                    .with_clock(clock.shared())
-                    .with_last_used(last_used.clone()),
-            );
+            .route_layer(ApiKeyLayer::new(
+                ApiKeys::new(api_keys.clone())
+                    .clock(clock.shared())
+                    .last_used(last_used.clone()),
+            ));
         let bearer = Router::new()
             .route(
                 "/api/me",
                 get(|Principal(who): Principal| async move { who.subject.to_string() }),
             )
             .route_layer(SessionVersionLayer::new(validator.clone()))
-            .route_layer(BearerLayer::new(tokens.clone()));
+            .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(
+                tokens.clone(),
+            ))));
         let issuer = Router::new()
             .route("/token/revoke", post(revoke))
             .with_state(tokens.clone());

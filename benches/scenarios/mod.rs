@@ -21,6 +21,7 @@ use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
 use keystile::layers::tenant::HostTenant;
 use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, SessionLayer, SessionVersionLayer};
+use keystile::layers::{ApiKeys, BearerTokens, SessionCookies};
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
 use keystile::session::{SessionClaims, SessionCodec};
@@ -256,7 +257,9 @@ impl Fixtures {
         let digest = keystile::api_key::parse(self.api_key())
             .expect("a minted key parses")
             .digest();
-        let record = keystile::api_key::ApiKeyStore::lookup_now(&*self.store, &digest)
+        // The memory store answers with a ready future.
+        let lookup = keystile::api_key::ApiKeyStore::lookup(&*self.store, &digest);
+        let record = futures_util::FutureExt::now_or_never(lookup)
             .and_then(Result::ok)
             .flatten()
             .expect("the memory store holds the key");
@@ -322,7 +325,7 @@ impl Fixtures {
             }
             Scenario::ApiKey => {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
-                route.route_layer(ApiKeyLayer::new(self.store.clone()))
+                route.route_layer(ApiKeyLayer::new(ApiKeys::new(self.store.clone())))
             }
             Scenario::ApiKeyFromFn => {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
@@ -357,18 +360,25 @@ impl Fixtures {
                     header::COOKIE,
                     HeaderValue::from_str(&cookie).expect("ASCII cookie"),
                 );
-                route.route_layer(SessionLayer::new(self.keyring.clone(), tenants()))
+                route.route_layer(SessionLayer::new(SessionCookies::new(
+                    self.keyring.clone(),
+                    tenants(),
+                )))
             }
             Scenario::Bearer => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
-                route.route_layer(BearerLayer::new(self.jwt_verifier()))
+                route.route_layer(BearerLayer::new(BearerTokens::new(Arc::new(
+                    self.jwt_verifier(),
+                ))))
             }
             Scenario::BearerSessionVersion => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
                 // One route layer, run top to bottom: bearer, then version.
                 route.route_layer(
                     tower::ServiceBuilder::new()
-                        .layer(BearerLayer::new(self.jwt_verifier()))
+                        .layer(BearerLayer::new(BearerTokens::new(Arc::new(
+                            self.jwt_verifier(),
+                        ))))
                         .layer(SessionVersionLayer::new(self.validator.clone())),
                 )
             }
@@ -377,7 +387,9 @@ impl Fixtures {
                 // axum runs the layer added last first: bearer, then version.
                 route
                     .route_layer(SessionVersionLayer::new(self.validator.clone()))
-                    .route_layer(BearerLayer::new(self.jwt_verifier()))
+                    .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(
+                        self.jwt_verifier(),
+                    ))))
             }
             Scenario::HandoffOtherPath => route.layer(HandoffLayer::new(
                 self.keyring.clone(),

@@ -22,6 +22,7 @@
 //! assert_eq!(principal.method(), AuthMethod::Session);
 //! ```
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -40,15 +41,20 @@ pub enum AuthMethod {
     Bearer,
     /// A session cookie.
     Session,
+    /// A credential kind defined outside keystile (a client certificate,
+    /// an HMAC-signed request, …), by the name its authenticator gives it.
+    Custom(&'static str),
 }
 
 impl AuthMethod {
-    /// A stable lowercase name (`api_key`, `bearer`, `session`).
+    /// A stable lowercase name (`api_key`, `bearer`, `session`, or a
+    /// custom kind's own name).
     pub fn as_str(&self) -> &'static str {
         match self {
             Self::ApiKey => "api_key",
             Self::Bearer => "bearer",
             Self::Session => "session",
+            Self::Custom(name) => name,
         }
     }
 }
@@ -69,6 +75,14 @@ pub enum Credential {
     Bearer(Arc<BearerToken>),
     /// A verified session cookie's claims.
     Session(Arc<SessionClaims>),
+    /// A credential of a kind defined outside keystile; read it back with
+    /// [`Principal::custom`].
+    Custom {
+        /// The kind's name ([`AuthMethod::Custom`]).
+        method: &'static str,
+        /// Whatever the authenticator keeps of the credential.
+        value: Arc<dyn Any + Send + Sync>,
+    },
 }
 
 /// A verified identity.
@@ -127,6 +141,29 @@ impl Principal {
         }
     }
 
+    /// The identity proved by a credential of a kind defined outside
+    /// keystile: `subject`, authenticated by `method` (its
+    /// [`AuthMethod::Custom`] name), keeping `value` for handlers
+    /// ([`Principal::custom`]). No scopes until
+    /// [`with_scopes`](Self::with_scopes).
+    pub fn from_custom(
+        method: &'static str,
+        subject: impl Into<Arc<str>>,
+        value: impl Any + Send + Sync,
+    ) -> Self {
+        Self {
+            subject: subject.into(),
+            actor: None,
+            tenant: None,
+            scopes: Scopes::none(),
+            session_version: None,
+            credential: Credential::Custom {
+                method,
+                value: Arc::new(value),
+            },
+        }
+    }
+
     /// Replaces the scopes.
     pub fn with_scopes(mut self, scopes: Scopes) -> Self {
         self.scopes = scopes;
@@ -151,6 +188,7 @@ impl Principal {
             Credential::ApiKey(_) => AuthMethod::ApiKey,
             Credential::Bearer(_) => AuthMethod::Bearer,
             Credential::Session(_) => AuthMethod::Session,
+            Credential::Custom { method, .. } => AuthMethod::Custom(method),
         }
     }
 
@@ -174,6 +212,15 @@ impl Principal {
     pub fn session(&self) -> Option<&Arc<SessionClaims>> {
         match &self.credential {
             Credential::Session(claims) => Some(claims),
+            _ => None,
+        }
+    }
+
+    /// The value a custom authenticator kept, when it authenticated the
+    /// request and kept a `T`.
+    pub fn custom<T: Any>(&self) -> Option<&T> {
+        match &self.credential {
+            Credential::Custom { value, .. } => value.downcast_ref(),
             _ => None,
         }
     }

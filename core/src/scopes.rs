@@ -79,12 +79,6 @@ impl Scopes {
         self.0.is_none()
     }
 
-    /// The same scopes in an allocation of their own, so that clones of the
-    /// copy and clones of the original never write to the same counter.
-    pub(crate) fn unshared(&self) -> Self {
-        Self(self.0.as_deref().map(Arc::from))
-    }
-
     fn items(&self) -> &[Box<str>] {
         self.0.as_deref().unwrap_or_default()
     }
@@ -177,7 +171,6 @@ mod tests {
             Scopes::parse_oauth("  "),
             [""].into_iter().collect(),
             empty,
-            Scopes::none().unshared(),
         ];
         for scopes in made {
             assert_eq!(scopes, Scopes::none());
@@ -186,7 +179,6 @@ mod tests {
             assert_eq!(scopes.iter().count(), 0);
         }
         let some = Scopes::parse("a b");
-        assert_eq!(some.unshared(), some);
         assert!(!some.is_empty());
     }
 

@@ -38,6 +38,7 @@ use keystile::bearer::{
 use keystile::clock::{SharedClock, SystemClock};
 use keystile::extract::Claims as VerifiedClaims;
 use keystile::keys::Keyring;
+use keystile::layers::BearerTokens;
 use keystile::layers::credentials::bearer_token;
 use keystile::layers::{BearerLayer, SessionVersionLayer};
 use keystile::replay::{MemoryReplayStore, SharedReplayStore};
@@ -257,7 +258,7 @@ pub fn app(config: AppConfig) -> Result<Router, String> {
         // that SessionVersionLayer then checks.
         .route_layer(
             ServiceBuilder::new()
-                .layer(BearerLayer::new(tokens))
+                .layer(BearerLayer::new(BearerTokens::new(Arc::new(tokens))))
                 .layer(SessionVersionLayer::new(validator)),
         );
     let provider = Router::new()

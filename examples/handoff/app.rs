@@ -25,6 +25,7 @@ use keystile::clock::{SharedClock, SystemClock};
 use keystile::extract::Session;
 use keystile::handoff::{Handoff, HandoffCodec, HandoffIssuer, Scheme, TenantOrigin};
 use keystile::keys::Keyring;
+use keystile::layers::SessionCookies;
 use keystile::layers::{
     HandoffLayer, HostTenant, SessionCookie, SessionLayer, TenantResolver, request_authority,
 };
@@ -77,9 +78,10 @@ pub fn app(config: AppConfig) -> Router {
         // The host is read once, the way the keystile layers read it: two
         // `Host` headers, or a target authority that disagrees with `Host`,
         // is a bad request here too, not a guess at which one counts.
-        let target = match request_authority(&request) {
+        let (head, body) = request.into_parts();
+        let target = match request_authority(&head) {
             Err(_) => Err((StatusCode::BAD_REQUEST, "ambiguous host")),
-            Ok(authority) => match tenants.resolve(&request).as_deref() {
+            Ok(authority) => match tenants.resolve(&head).as_deref() {
                 Some(tenant) if TENANTS.contains(&tenant) => Ok(admin.clone()),
                 Some(_) => Err((StatusCode::NOT_FOUND, "unknown host")),
                 None if authority.is_some_and(is_console_host) => Ok(console.clone()),
@@ -88,7 +90,7 @@ pub fn app(config: AppConfig) -> Router {
         };
         async move {
             match target {
-                Ok(router) => router.oneshot(request).await,
+                Ok(router) => router.oneshot(Request::from_parts(head, body)).await,
                 Err(refusal) => Ok::<_, Infallible>(refusal.into_response()),
             }
         }
@@ -184,9 +186,11 @@ fn tenant_admin(config: &AppConfig, tenants: HostTenant) -> Router {
     .with_clock(Arc::clone(&config.clock))
     .with_cookie(cookie.clone())
     .with_landing("/admin/".parse().expect("a same-origin path"));
-    let sessions = SessionLayer::new(config.keyring.clone(), tenants)
-        .with_clock(Arc::clone(&config.clock))
-        .with_cookie(cookie);
+    let sessions = SessionLayer::new(
+        SessionCookies::new(config.keyring.clone(), tenants)
+            .clock(Arc::clone(&config.clock))
+            .cookie(cookie),
+    );
     Router::new()
         .route("/admin/", get(admin_page))
         .route("/admin/whoami", get(whoami))

@@ -30,6 +30,7 @@ use keystile::csp_report::CspReports;
 use keystile::extract::ApiKey;
 use keystile::ip_filter::IpFilterLayer;
 use keystile::layers::ApiKeyLayer;
+use keystile::layers::ApiKeys;
 use keystile::request_id::RequestIdLayer;
 use keystile::security_headers::{CspNonce, SecurityHeadersLayer};
 use serde_json::{Value, json};
@@ -103,7 +104,7 @@ pub fn app(config: AppConfig) -> Result<Router, Box<dyn std::error::Error>> {
     let log = AccessLog::new();
     let api = Router::new()
         .route("/api/me", get(me))
-        .route_layer(ApiKeyLayer::new(config.store));
+        .route_layer(ApiKeyLayer::new(ApiKeys::new(config.store)));
     Ok(Router::new()
         .route("/", get(page))
         .route("/csp-reports", config.reports.method_router())

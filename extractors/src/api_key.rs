@@ -11,7 +11,7 @@
 //! use axum::{Router, routing::get};
 //! use keystile_core::api_key::MemoryApiKeyStore;
 //! use keystile_extractors::ApiKey;
-//! use keystile_middleware::ApiKeyLayer;
+//! use keystile_middleware::{ApiKeyLayer, ApiKeys};
 //!
 //! async fn whoami(key: ApiKey) -> String {
 //!     format!("key {} ({}) of {}", key.id, key.prefix, key.owner)
@@ -24,11 +24,11 @@
 //! let store = Arc::new(MemoryApiKeyStore::new());
 //! let app: Router = Router::new()
 //!     .route("/whoami", get(whoami))
-//!     .route_layer(ApiKeyLayer::new(store.clone()))
+//!     .route_layer(ApiKeyLayer::new(ApiKeys::new(store.clone())))
 //!     .merge(
 //!         Router::new()
 //!             .route("/", get(greeting))
-//!             .route_layer(ApiKeyLayer::new(store).optional()),
+//!             .route_layer(ApiKeyLayer::new(ApiKeys::new(store)).optional()),
 //!     );
 //! ```
 
@@ -39,7 +39,8 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use keystile_core::api_key::ApiKeyRecord;
 use keystile_core::identity;
-use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
+use keystile_core::identity::AuthMethod;
+use keystile_middleware::layers_seen::LayersSeen;
 
 use crate::rejection::AuthRejection;
 
@@ -78,8 +79,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ApiKey {
             .and_then(|p| p.api_key());
         match record {
             Some(record) => Ok(Some(Self(record.clone()))),
-            None if LayersSeen::ran(&parts.extensions, AuthLayer::ApiKey) => Ok(None),
-            None => Err(AuthRejection::missing("ApiKey", AuthLayer::ApiKey)),
+            None if LayersSeen::ran(&parts.extensions, AuthMethod::ApiKey) => Ok(None),
+            None => Err(AuthRejection::missing("ApiKey", AuthMethod::ApiKey)),
         }
     }
 }
@@ -113,7 +114,7 @@ mod tests {
     async fn send(path: &str, mark: bool, with_key: bool) -> (StatusCode, String) {
         let mut req = Request::get(path).body(Body::empty()).unwrap();
         if mark {
-            LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+            LayersSeen::mark(req.extensions_mut(), AuthMethod::ApiKey);
         }
         if with_key {
             let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")

@@ -14,7 +14,8 @@
 //! use axum::{Router, routing::get};
 //! use keystile_core::bearer::{Claims as TokenClaims, TokenError};
 //! use keystile_extractors::{Bearer, Claims};
-//! use keystile_middleware::bearer::BearerLayer;
+//! use std::sync::Arc;
+//! use keystile_middleware::bearer::{BearerLayer, BearerTokens};
 //!
 //! async fn me(Claims(claims): Claims) -> String {
 //!     format!("{} (sv {:?})", claims.subject, claims.session_version)
@@ -34,7 +35,7 @@
 //! let app: Router = Router::new()
 //!     .route("/me", get(me))
 //!     .route("/len", get(raw_len))
-//!     .route_layer(BearerLayer::new(verifier).optional());
+//!     .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))).optional());
 //! ```
 
 use std::ops::Deref;
@@ -43,8 +44,9 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use keystile_core::bearer::{self, BearerToken};
+use keystile_core::identity::AuthMethod;
 use keystile_core::identity::Principal;
-use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
+use keystile_middleware::layers_seen::LayersSeen;
 
 use crate::rejection::AuthRejection;
 
@@ -81,10 +83,10 @@ fn verified(
     if let Some(token) = parts.extensions.get::<Principal>().and_then(|p| p.bearer()) {
         return Ok(Some(Arc::clone(token)));
     }
-    if LayersSeen::ran(&parts.extensions, AuthLayer::Bearer) {
+    if LayersSeen::ran(&parts.extensions, AuthMethod::Bearer) {
         Ok(None)
     } else {
-        Err(AuthRejection::missing(extractor, AuthLayer::Bearer))
+        Err(AuthRejection::missing(extractor, AuthMethod::Bearer))
     }
 }
 
@@ -186,7 +188,12 @@ mod tests {
 
     #[tokio::test]
     async fn extractors_read_what_the_layer_verified() {
-        let app = routes().route_layer(BearerLayer::new(verify).optional());
+        let app = routes().route_layer(
+            BearerLayer::new(keystile_middleware::BearerTokens::new(std::sync::Arc::new(
+                verify,
+            )))
+            .optional(),
+        );
         assert_eq!(
             get_text(app.clone(), "/required", Some("Bearer good"))
                 .await

@@ -83,7 +83,8 @@ mod tests {
     use axum::routing::get;
     use http::{Request, StatusCode};
     use http_body_util::BodyExt;
-    use keystile_middleware::layers_seen::AuthLayer;
+    use keystile_core::identity::AuthMethod;
+    use keystile_middleware::layers_seen::LayersSeen;
     use tower::ServiceExt;
 
     async fn required(Principal(p): Principal) -> String {
@@ -125,7 +126,7 @@ mod tests {
     #[tokio::test]
     async fn layer_ran_without_credentials() {
         let mark = |mut req: Request<Body>| {
-            LayersSeen::mark(req.extensions_mut(), AuthLayer::Session);
+            LayersSeen::mark(req.extensions_mut(), AuthMethod::Session);
             req
         };
         let response = app()

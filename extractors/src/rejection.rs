@@ -1,8 +1,9 @@
 //! The rejection every keystile extractor returns.
 
 use axum::response::{IntoResponse, Response};
+use keystile_core::identity::AuthMethod;
 use keystile_core::{Reason, Rejection};
-use keystile_middleware::layers_seen::AuthLayer;
+use keystile_middleware::layers_seen::LayersSeen;
 use keystile_middleware::response::rejection_response;
 
 /// Why an extractor refused: a [`Rejection`] that renders through the shared
@@ -22,8 +23,8 @@ impl AuthRejection {
     }
 
     /// The 500 for an extractor that needs exactly one layer.
-    pub fn missing(extractor: &'static str, layer: AuthLayer) -> Self {
-        Self::missing_layer(extractor, layer.type_name())
+    pub fn missing(extractor: &'static str, method: AuthMethod) -> Self {
+        Self::missing_layer(extractor, LayersSeen::layer_name(method))
     }
 
     /// The 401 for a required extractor when its layer ran in optional mode

@@ -13,7 +13,7 @@
 //! use axum::{Router, routing::get};
 //! use keystile_core::api_key::MemoryApiKeyStore;
 //! use keystile_extractors::{Scoped, scope};
-//! use keystile_middleware::ApiKeyLayer;
+//! use keystile_middleware::{ApiKeyLayer, ApiKeys};
 //!
 //! scope!(
 //!     /// May read reports.
@@ -26,7 +26,7 @@
 //!
 //! let app: Router = Router::new()
 //!     .route("/reports", get(reports))
-//!     .route_layer(ApiKeyLayer::new(Arc::new(MemoryApiKeyStore::new())));
+//!     .route_layer(ApiKeyLayer::new(ApiKeys::new(Arc::new(MemoryApiKeyStore::new()))));
 //! ```
 
 use std::fmt;
@@ -38,6 +38,8 @@ use http::request::Parts;
 use keystile_core::identity;
 use keystile_core::rejection::{Reason, Rejection};
 
+use keystile_middleware::auth::Realm;
+
 use crate::principal::Principal;
 use crate::rejection::AuthRejection;
 
@@ -45,24 +47,20 @@ use crate::rejection::AuthRejection;
 pub trait RequiredScope: Send + Sync + 'static {
     /// The scope, e.g. `"reports:read"`.
     const SCOPE: &'static str;
-    /// The realm named in the 403 challenge; match your auth layer's.
-    const REALM: &'static str = "api";
 }
 
 /// Declares a unit type implementing [`RequiredScope`]:
-/// `scope!(pub ReportsRead = "reports:read");`, or with the realm your auth
-/// layer uses (default `"api"`):
-/// `scope!(pub ReportsRead = "reports:read", realm = "reports");`
+/// `scope!(pub ReportsRead = "reports:read");`. The 403 challenge names the
+/// request's [`Realm`], set on the auth layer.
 #[macro_export]
 macro_rules! scope {
-    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal $(, realm = $realm:literal)? $(,)?) => {
+    ($(#[$meta:meta])* $vis:vis $name:ident = $scope:literal $(,)?) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy)]
         $vis struct $name;
 
         impl $crate::scoped::RequiredScope for $name {
             const SCOPE: &'static str = $scope;
-            $(const REALM: &'static str = $realm;)?
         }
     };
 }
@@ -120,7 +118,7 @@ impl<St: Send + Sync, S: RequiredScope> FromRequestParts<St> for Scoped<S> {
         } else {
             Err(AuthRejection(
                 Rejection::new(Reason::InsufficientScope, "Scoped")
-                    .with_challenge(S::REALM)
+                    .with_challenge(Realm::of(&parts.extensions))
                     .with_scope(S::SCOPE),
             ))
         }
@@ -157,9 +155,10 @@ mod tests {
     use axum::routing::get;
     use http::{Request, StatusCode};
     use keystile_core::api_key::{KeyPrefix, NewApiKey};
+    use keystile_core::identity::AuthMethod;
     use keystile_core::random::OsRandom;
     use keystile_core::scopes::Scopes;
-    use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
+    use keystile_middleware::layers_seen::LayersSeen;
     use tower::ServiceExt;
 
     crate::scope!(
@@ -168,9 +167,8 @@ mod tests {
     );
 
     crate::scope!(
-        /// Test scope with a realm.
-        ReportsWrite = "reports:write",
-        realm = "reports"
+        /// Another test scope.
+        ReportsWrite = "reports:write"
     );
 
     async fn reports(who: Scoped<ReportsRead>) -> String {
@@ -190,7 +188,10 @@ mod tests {
             .route("/", get(reports))
             .route("/write", get(write));
         let mut req = Request::get(path).body(Body::empty()).unwrap();
-        LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+        LayersSeen::mark(req.extensions_mut(), AuthMethod::ApiKey);
+        if path == "/write" {
+            req.extensions_mut().insert(Realm("reports".into()));
+        }
         if let Some(scopes) = scopes {
             let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
                 .with_scopes(Scopes::parse(scopes))
@@ -224,7 +225,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn declared_realm_is_used_and_optional_form_still_refuses_a_lacking_scope() {
+    async fn the_stack_realm_is_used_and_optional_form_still_refuses_a_lacking_scope() {
         let r = send_to("/write", Some("reports:read")).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let challenge = r.headers()["www-authenticate"].to_str().unwrap();

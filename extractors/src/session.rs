@@ -17,7 +17,7 @@
 //! use axum::{Router, routing::get};
 //! use keystile_core::keys::Keyring;
 //! use keystile_extractors::Session;
-//! use keystile_middleware::{HostTenant, SessionLayer};
+//! use keystile_middleware::{HostTenant, SessionCookies, SessionLayer};
 //!
 //! async fn admin(session: Session) -> String {
 //!     match &session.actor {
@@ -32,7 +32,7 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keyring = Keyring::generate()?;
-//! let sessions = SessionLayer::new(keyring, HostTenant::under("localhost")?);
+//! let sessions = SessionLayer::new(SessionCookies::new(keyring, HostTenant::under("localhost")?));
 //! let app: Router = Router::new()
 //!     .route("/admin/", get(admin))
 //!     .route_layer(sessions.clone())
@@ -46,9 +46,10 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
+use keystile_core::identity::AuthMethod;
 use keystile_core::identity::Principal;
 use keystile_core::session::SessionClaims;
-use keystile_middleware::layers_seen::{AuthLayer, LayersSeen};
+use keystile_middleware::layers_seen::LayersSeen;
 
 use crate::rejection::AuthRejection;
 
@@ -81,8 +82,8 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        if !LayersSeen::ran(&parts.extensions, AuthLayer::Session) {
-            return Err(AuthRejection::missing("Session", AuthLayer::Session));
+        if !LayersSeen::ran(&parts.extensions, AuthMethod::Session) {
+            return Err(AuthRejection::missing("Session", AuthMethod::Session));
         }
         Ok(parts
             .extensions
@@ -136,7 +137,7 @@ mod tests {
     fn request(path: &str, layer_ran: bool, principal: Option<Principal>) -> Request<Body> {
         let mut request = Request::get(path).body(Body::empty()).unwrap();
         if layer_ran {
-            LayersSeen::mark(request.extensions_mut(), AuthLayer::Session);
+            LayersSeen::mark(request.extensions_mut(), AuthMethod::Session);
         }
         if let Some(p) = principal {
             request.extensions_mut().insert(p);

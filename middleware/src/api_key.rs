@@ -28,7 +28,7 @@
 //! use axum::{Router, routing::get};
 //! use keystile_core::api_key::MemoryApiKeyStore;
 //! use keystile_core::identity::Principal;
-//! use keystile_middleware::api_key::ApiKeyLayer;
+//! use keystile_middleware::api_key::{ApiKeyLayer, ApiKeys};
 //!
 //! async fn whoami(axum::Extension(who): axum::Extension<Principal>) -> String {
 //!     who.subject.to_string()
@@ -37,116 +37,60 @@
 //! let store = Arc::new(MemoryApiKeyStore::new());
 //! let app: Router = Router::new()
 //!     .route("/whoami", get(whoami))
-//!     .route_layer(ApiKeyLayer::new(store).with_realm("reports"));
+//!     .route_layer(ApiKeyLayer::new(ApiKeys::new(store)).realm("reports"));
 //! ```
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::response::Response;
-use http::{HeaderMap, Request};
+use http::request::Parts;
 use keystile_core::api_key::{ApiKeyRecord, ApiKeyStore, KeyDigest, LastUsedRecorder, parse};
 use keystile_core::clock::{SharedClock, SystemClock};
-use keystile_core::identity::Principal;
+use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::rejection::{Reason, Rejection};
 use keystile_core::store::StoreError;
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::credentials::api_key;
-use crate::future::{Authenticate, call_authenticated};
-use crate::layers_seen::AuthLayer;
-
-/// The realm in `WWW-Authenticate` challenges unless configured.
-pub const DEFAULT_REALM: &str = "api";
+use crate::auth::{AuthLayer, Authenticator, Outcome, Realm};
+use crate::credentials::{KeyHeader, api_key_in};
+use crate::layers_seen::LayersSeen;
 
 const SOURCE: &str = "ApiKeyLayer";
 
+/// The layer that authenticates requests by API key: an [`AuthLayer`]
+/// running [`ApiKeys`].
+pub type ApiKeyLayer = AuthLayer<ApiKeys>;
+
 /// Authenticates requests by API key; see the [module docs](self).
 #[derive(Clone)]
-pub struct ApiKeyLayer {
-    config: Arc<Config>,
-}
-
-#[derive(Clone)]
-struct Config {
+pub struct ApiKeys {
     store: Arc<dyn ApiKeyStore>,
     clock: SharedClock,
-    realm: Cow<'static, str>,
-    optional: bool,
     last_used: Option<LastUsedRecorder>,
 }
 
-impl ApiKeyLayer {
-    /// A layer looking keys up in `store`, requiring a key on every request.
+impl ApiKeys {
+    /// Looks keys up in `store`, on the system clock.
     pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
         Self {
-            config: Arc::new(Config {
-                store,
-                clock: SystemClock::shared(),
-                realm: Cow::Borrowed(DEFAULT_REALM),
-                optional: false,
-                last_used: None,
-            }),
+            store,
+            clock: SystemClock::shared(),
+            last_used: None,
         }
     }
 
-    /// Lets requests without any key through unauthenticated (handlers see
-    /// `Option<ApiKey>` as `None`). A key that is presented must still be
-    /// valid.
-    pub fn optional(mut self) -> Self {
-        Arc::make_mut(&mut self.config).optional = true;
-        self
-    }
-
-    /// Sets the realm named in `WWW-Authenticate` challenges.
-    pub fn with_realm(mut self, realm: impl Into<Cow<'static, str>>) -> Self {
-        Arc::make_mut(&mut self.config).realm = realm.into();
-        self
-    }
-
     /// Uses `clock` to decide expiry and revocation.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        Arc::make_mut(&mut self.config).clock = clock;
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
         self
     }
 
     /// Notes every successful use in `recorder`, which writes last-used
     /// times in batches off the request path.
-    pub fn with_last_used(mut self, recorder: LastUsedRecorder) -> Self {
-        Arc::make_mut(&mut self.config).last_used = Some(recorder);
+    #[must_use]
+    pub fn last_used(mut self, recorder: LastUsedRecorder) -> Self {
+        self.last_used = Some(recorder);
         self
-    }
-
-    /// Authenticates `headers` the way the layer does: `Ok(None)` when no key
-    /// was presented, `Err` with the rejection to send otherwise. For
-    /// composing layers (e.g. an auth chain); most users add the layer.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        self.config.authenticate(headers).await
-    }
-}
-
-impl Config {
-    fn reject(&self, reason: Reason) -> Rejection {
-        Rejection::new(reason, SOURCE).with_challenge(self.realm.clone())
-    }
-
-    /// The digest of the presented key; `Ok(None)` when none was presented
-    /// and the layer is optional.
-    fn presented_digest(&self, headers: &HeaderMap) -> Result<Option<KeyDigest>, Rejection> {
-        let presented = match api_key(headers) {
-            Ok(Some(text)) => text,
-            Ok(None) if self.optional => return Ok(None),
-            Ok(None) => return Err(self.reject(Reason::MissingCredentials)),
-            Err(_) => return Err(self.reject(Reason::Malformed)),
-        };
-        let Ok(parsed) = parse(presented) else {
-            return Err(self.reject(Reason::Malformed));
-        };
-        Ok(Some(parsed.digest()))
     }
 
     /// The identity behind `digest`, given the store's answer.
@@ -154,13 +98,14 @@ impl Config {
         &self,
         digest: &KeyDigest,
         found: Result<Option<Arc<ApiKeyRecord>>, StoreError>,
-    ) -> Result<Principal, Rejection> {
+        reject: impl Fn(Reason) -> Rejection,
+    ) -> Outcome {
         let record = match found {
             Ok(Some(record)) => record,
-            Ok(None) => return Err(self.reject(Reason::InvalidCredentials)),
+            Ok(None) => return Outcome::Refused(reject(Reason::InvalidCredentials)),
             Err(error) => {
                 tracing::warn!(target: "keystile::api_key", %error, "API key store failed");
-                return Err(self.reject(Reason::BackendUnavailable));
+                return Outcome::Refused(reject(Reason::BackendUnavailable));
             }
         };
         // A key without expiry or revocation time needs no clock, unless
@@ -171,93 +116,54 @@ impl Config {
         // The digest check guards against a store returning the wrong row;
         // expired and revoked keys get the same answer as unknown ones.
         if !record.digest.ct_eq(digest) || now.is_some_and(|now| !record.is_usable_at(now)) {
-            return Err(self.reject(Reason::InvalidCredentials));
+            return Outcome::Refused(reject(Reason::InvalidCredentials));
         }
         if let (Some(recorder), Some(now)) = (&self.last_used, now) {
             recorder.record(digest, now);
         }
-        Ok(Principal::from_api_key(record))
+        Outcome::Admitted(Principal::from_api_key(record))
     }
 }
 
-impl Authenticate for Config {
-    const LAYER: AuthLayer = AuthLayer::ApiKey;
-
-    async fn authenticate(&self, headers: &HeaderMap) -> Result<Option<Principal>, Rejection> {
-        let Some(digest) = self.presented_digest(headers)? else {
-            return Ok(None);
-        };
-        let found = match self.store.lookup_now(&digest) {
-            Some(found) => found,
-            None => self.store.lookup(&digest).await,
-        };
-        self.admit(&digest, found).map(Some)
+impl Authenticator for ApiKeys {
+    fn mark(&self, seen: &mut LayersSeen) {
+        seen.insert(AuthMethod::ApiKey);
     }
 
-    fn authenticate_now(
-        &self,
-        headers: &HeaderMap,
-    ) -> Option<Result<Option<Principal>, Rejection>> {
-        let digest = match self.presented_digest(headers) {
-            Ok(Some(digest)) => digest,
-            Ok(None) => return Some(Ok(None)),
-            Err(rejection) => return Some(Err(rejection)),
+    fn challenges(&self) -> bool {
+        true
+    }
+
+    async fn authenticate(&self, request: &Parts) -> Outcome {
+        let reject =
+            |reason| Rejection::new(reason, SOURCE).with_challenge(Realm::of(&request.extensions));
+        // `Authorization` is shared with bearer tokens: what is not an API
+        // key there is foreign (a later authenticator may claim it);
+        // `X-API-Key` carries API keys only.
+        let (header, presented) = api_key_in(&request.headers);
+        let refuse = |reason| match header {
+            KeyHeader::Authorization => Outcome::Foreign(reject(reason)),
+            KeyHeader::XApiKey => Outcome::Refused(reject(reason)),
         };
-        let found = self.store.lookup_now(&digest)?;
-        Some(self.admit(&digest, found).map(Some))
+        let presented = match presented {
+            Ok(Some(text)) => text,
+            Ok(None) => return Outcome::Absent,
+            Err(_) => return refuse(Reason::Malformed),
+        };
+        let Ok(parsed) = parse(presented) else {
+            return refuse(Reason::Malformed);
+        };
+        let digest = parsed.digest();
+        let found = self.store.lookup(&digest).await;
+        self.admit(&digest, found, reject)
     }
 }
 
-impl fmt::Debug for ApiKeyLayer {
+impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyLayer")
-            .field("realm", &self.config.realm)
-            .field("optional", &self.config.optional)
+        f.debug_struct("ApiKeys")
+            .field("last_used", &self.last_used.is_some())
             .finish_non_exhaustive()
-    }
-}
-
-impl<S> Layer<S> for ApiKeyLayer {
-    type Service = ApiKey<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        ApiKey {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
-
-/// The service [`ApiKeyLayer`] wraps around a route.
-#[derive(Clone)]
-pub struct ApiKey<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S> fmt::Debug for ApiKey<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKey").finish_non_exhaustive()
-    }
-}
-
-pub use crate::future::ResponseFuture;
-
-impl<S> Service<Request<Body>> for ApiKey<S>
-where
-    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<Body>) -> Self::Future {
-        call_authenticated(&mut self.inner, &self.config, req)
     }
 }
 
@@ -267,7 +173,10 @@ mod tests {
     use std::time::Duration;
 
     use axum::Router;
+    use axum::body::Body;
+    use axum::response::Response;
     use axum::routing::get;
+    use http::Request;
     use http::StatusCode;
     use http_body_util::BodyExt;
     use keystile_core::api_key::{ApiKeyAdmin, ApiKeyRecord, KeyPrefix, MintedKey, NewApiKey};
@@ -316,7 +225,7 @@ mod tests {
     }
 
     fn layer(f: &Fixture) -> ApiKeyLayer {
-        ApiKeyLayer::new(f.store.clone()).with_clock(f.clock.shared())
+        ApiKeyLayer::new(ApiKeys::new(f.store.clone()).clock(f.clock.shared()))
     }
 
     async fn send(app: Router, headers: &[(&str, &str)]) -> Response {
@@ -349,7 +258,7 @@ mod tests {
     #[tokio::test]
     async fn no_key_is_401_without_error_code() {
         let f = fixture().await;
-        let r = send(app(layer(&f).with_realm("reports")), &[]).await;
+        let r = send(app(layer(&f).realm("reports")), &[]).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(challenge(&r), r#"Bearer realm="reports""#);
     }
@@ -418,7 +327,11 @@ mod tests {
     async fn successful_uses_reach_the_last_used_recorder() {
         let f = fixture().await;
         let recorder = LastUsedRecorder::new(f.store.clone());
-        let layer = layer(&f).with_last_used(recorder.clone());
+        let layer = ApiKeyLayer::new(
+            ApiKeys::new(f.store.clone())
+                .clock(f.clock.shared())
+                .last_used(recorder.clone()),
+        );
         for _ in 0..10 {
             let r = send(app(layer.clone()), &[("x-api-key", f.key.as_str())]).await;
             assert_eq!(r.status(), StatusCode::OK);

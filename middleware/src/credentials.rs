@@ -46,23 +46,37 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader
     Ok(bearer_credential(headers)?.flatten())
 }
 
-/// The API key: the Bearer token if `Authorization` names the Bearer
-/// scheme, else `X-API-Key`.
-///
-/// An `Authorization: Bearer` header decides on its own, even when its
-/// token is empty: a second credential header never overrules it.
+/// Where [`api_key_in`] looks for an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyHeader {
+    /// `Authorization: Bearer <key>`, shared with bearer tokens.
+    Authorization,
+    /// `X-API-Key: <key>`, which carries nothing but API keys.
+    XApiKey,
+}
+
+/// The API key presented in `Authorization: Bearer` or, when that header
+/// does not name the Bearer scheme, in `X-API-Key`; `Ok(None)` when there
+/// is none or it is empty.
 pub fn api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
-    if let Some(token) = bearer_credential(headers)? {
-        return Ok(token);
+    api_key_in(headers).1
+}
+
+/// [`api_key`], and the header it was read from (for a malformed value,
+/// the header that was malformed).
+pub fn api_key_in(headers: &HeaderMap) -> (KeyHeader, Result<Option<&str>, MalformedHeader>) {
+    match bearer_credential(headers) {
+        Ok(Some(token)) => return (KeyHeader::Authorization, Ok(token)),
+        Err(malformed) => return (KeyHeader::Authorization, Err(malformed)),
+        Ok(None) => {}
     }
+    (KeyHeader::XApiKey, x_api_key(headers))
+}
+
+fn x_api_key(headers: &HeaderMap) -> Result<Option<&str>, MalformedHeader> {
     let Some(value) = single(headers, &X_API_KEY)? else {
         return Ok(None);
     };
-    if is_token(value.as_bytes()) {
-        return std::str::from_utf8(value.as_bytes())
-            .map(Some)
-            .map_err(|_| MalformedHeader);
-    }
     // Visible ASCII and HTAB only, so `trim_ascii` strips exactly SP and
     // HTAB (never Unicode spaces, as `str::trim` would).
     let key = visible_ascii(value)?.trim_ascii();
@@ -86,18 +100,6 @@ fn bearer_credential(headers: &HeaderMap) -> Result<Option<Option<&str>>, Malfor
     let Some(value) = single(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
-    // The common shape, `Bearer <token>` with one space, answered in one
-    // pass over the token; anything else takes the general path below,
-    // which gives the same answer for this shape.
-    let bytes = value.as_bytes();
-    if let Some(token) = bytes.get(BEARER_SCHEME.len()..)
-        && bytes[..BEARER_SCHEME.len()].eq_ignore_ascii_case(BEARER_SCHEME)
-        && is_token(token)
-    {
-        return std::str::from_utf8(token)
-            .map(|token| Some(Some(token)))
-            .map_err(|_| MalformedHeader);
-    }
     let value = visible_ascii(value)?;
     let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
@@ -141,39 +143,6 @@ fn visible_ascii(value: &HeaderValue) -> Result<&str, MalformedHeader> {
     }
 }
 
-/// The scheme word and its single separating space, compared without case.
-const BEARER_SCHEME: &[u8] = b"bearer ";
-
-/// Whether `bytes` is a non-empty run of visible ASCII without blanks
-/// (`0x21..=0x7e`): a token needing no trimming or further checks.
-///
-/// Eight bytes per step (SWAR): a JWT-sized header is checked in a few dozen
-/// instructions instead of several per byte.
-fn is_token(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    if bytes.is_empty() {
-        return false;
-    }
-    let mut chunks = bytes.chunks_exact(8);
-    let mut bad = 0u64;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_ne_bytes(word);
-        // A byte's high bit is set in `below` when it is < 0x21 (valid
-        // for x's bytes < 0x80; larger bytes set their own high bit in
-        // `above`), and in `above` when it is > 0x7e: adding 0x7f - 0x7e
-        // = 1 lifts exactly 0x7f to 0x80. Borrows and carries between
-        // bytes start only at a byte that is already out of range, so
-        // "any byte out of range" is exact.
-        let below = x.wrapping_sub(ONES * 0x21) & !x;
-        let above = x.wrapping_add(ONES) | x;
-        bad |= (below | above) & HIGH;
-    }
-    bad == 0 && chunks.remainder().iter().all(|b| (0x21..=0x7e).contains(b))
-}
-
 /// Whether `text` holds a space or a tab. A byte scan: `str::contains` with
 /// a set of chars decodes UTF-8 char by char, several times slower on a
 /// JWT-sized header.
@@ -184,28 +153,6 @@ fn has_blank(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_scan_agrees_with_a_byte_loop_for_every_byte_at_every_position() {
-        let plain =
-            |bytes: &[u8]| !bytes.is_empty() && bytes.iter().all(|b| (0x21..=0x7e).contains(b));
-        for len in [1, 7, 8, 9, 16, 23] {
-            for position in 0..len {
-                for byte in 0..=u8::MAX {
-                    let mut token = vec![b'a'; len];
-                    token[position] = byte;
-                    assert_eq!(is_token(&token), plain(&token), "{token:?}");
-                    // A second odd byte next to it (carries and borrows
-                    // between lanes).
-                    if position + 1 < len {
-                        token[position + 1] = 0xff;
-                        assert_eq!(is_token(&token), plain(&token), "{token:?}");
-                    }
-                }
-            }
-        }
-        assert!(!is_token(b""));
-    }
 
     #[test]
     fn one_space_and_general_shapes_read_the_same_token() {

@@ -46,7 +46,7 @@
 //! use keystile_core::keys::Keyring;
 //! use keystile_core::replay::MemoryReplayStore;
 //! use keystile_middleware::handoff::HandoffLayer;
-//! use keystile_middleware::session::SessionLayer;
+//! use keystile_middleware::session::{SessionCookies, SessionLayer};
 //! use keystile_middleware::session_cookie::SessionCookie;
 //! use keystile_middleware::tenant::HostTenant;
 //!
@@ -58,7 +58,7 @@
 //! let handoff = HandoffLayer::new(keyring.clone(), MemoryReplayStore::new(), tenants.clone())
 //!     .with_cookie(cookie.clone())
 //!     .with_landing("/admin/".parse()?);
-//! let sessions = SessionLayer::new(keyring, tenants).with_cookie(cookie);
+//! let sessions = SessionLayer::new(SessionCookies::new(keyring, tenants).cookie(cookie));
 //!
 //! // Handlers usually take `keystile::extract::Session`; the layer inserts a Principal.
 //! async fn admin(Extension(who): Extension<Principal>) -> String {
@@ -83,6 +83,7 @@ use axum::extract::Query;
 use axum::response::Response;
 use futures_util::future::Either;
 use http::header::{ALLOW, CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
+use http::request::Parts;
 use http::{HeaderValue, Method, Request, StatusCode};
 use keystile_core::clock::SharedClock;
 use keystile_core::handoff::{DEFAULT_HANDOFF_PATH, HandoffCodec, LandingPath, VerifiedHandoff};
@@ -267,7 +268,8 @@ where
         // Everything but the replay store is synchronous: check it here so
         // the boxed future holds no reference to the request.
         let config = Arc::clone(&self.config);
-        let checked = config.check(&request);
+        let (parts, _body) = request.into_parts();
+        let checked = config.check(&parts);
         Either::Right(Box::pin(async move { Ok(config.respond(checked).await) }))
     }
 }
@@ -312,8 +314,8 @@ impl Config {
         response
     }
 
-    fn check(&self, request: &Request<Body>) -> Result<Checked, Rejection> {
-        if request.method() != Method::GET {
+    fn check(&self, request: &Parts) -> Result<Checked, Rejection> {
+        if request.method != Method::GET {
             return Err(malformed("the handoff path only accepts GET")
                 .with_status(StatusCode::METHOD_NOT_ALLOWED));
         }
@@ -347,16 +349,13 @@ impl Config {
         self.start_session(checked.verified, &checked.tenant, &checked.landing)
     }
 
-    fn read_query(
-        &self,
-        request: &Request<Body>,
-    ) -> Result<(Zeroizing<String>, LandingPath), Rejection> {
-        let query = request.uri().query().unwrap_or_default();
+    fn read_query(&self, request: &Parts) -> Result<(Zeroizing<String>, LandingPath), Rejection> {
+        let query = request.uri.query().unwrap_or_default();
         if query.len() > MAX_QUERY_LEN {
             return Err(malformed("the handoff link is too long"));
         }
         // Parse errors are not echoed: they may quote the token.
-        let Query(HandoffQuery { token, next }) = Query::try_from_uri(request.uri())
+        let Query(HandoffQuery { token, next }) = Query::try_from_uri(&request.uri)
             .map_err(|_| malformed("the handoff link's query is not well formed"))?;
         let token = Zeroizing::new(
             token

@@ -16,7 +16,7 @@
 
 pub mod access_log;
 pub mod api_key;
-pub mod auth_chain;
+pub mod auth;
 pub mod bearer;
 pub mod cidr;
 pub mod client_ip;
@@ -24,7 +24,6 @@ pub mod cors;
 pub mod credentials;
 pub mod csp;
 pub mod csp_report;
-pub mod future;
 pub mod handoff;
 pub mod ip_filter;
 pub mod layers_seen;
@@ -37,15 +36,15 @@ pub mod session_cookie;
 pub mod session_version;
 pub mod tenant;
 
-pub use api_key::ApiKeyLayer;
-pub use auth_chain::AuthChainLayer;
-pub use bearer::BearerLayer;
+pub use api_key::{ApiKeyLayer, ApiKeys};
+pub use auth::{AuthLayer, Authenticator, Outcome, Realm};
+pub use bearer::{BearerLayer, BearerTokens};
 pub use handoff::HandoffLayer;
 pub use ip_filter::IpFilterLayer;
 pub use request_id::RequestIdLayer;
 pub use scope::RequireScopeLayer;
 pub use security_headers::SecurityHeadersLayer;
-pub use session::SessionLayer;
+pub use session::{SessionCookies, SessionLayer};
 pub use session_cookie::SessionCookie;
 pub use session_version::SessionVersionLayer;
 pub use tenant::{AmbiguousHost, HostTenant, TenantResolver, request_authority};

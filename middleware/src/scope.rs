@@ -12,11 +12,13 @@
 //! | no principal, an auth layer ran (optional mode) | 401, `Bearer realm="…"` |
 //! | no auth layer ran at all                 | 500 naming the missing layer (a wiring mistake) |
 //!
+//! Challenges name the request's [`Realm`], set on the auth layer.
+//!
 //! ```
 //! use std::sync::Arc;
 //! use axum::{Router, routing::{get, post}};
 //! use keystile_core::api_key::MemoryApiKeyStore;
-//! use keystile_middleware::{api_key::ApiKeyLayer, scope::RequireScopeLayer};
+//! use keystile_middleware::{api_key::{ApiKeyLayer, ApiKeys}, scope::RequireScopeLayer};
 //!
 //! let store = Arc::new(MemoryApiKeyStore::new());
 //! let reads = Router::new()
@@ -25,7 +27,7 @@
 //! let writes = Router::new()
 //!     .route("/reports", post(|| async { "created" }))
 //!     .route_layer(RequireScopeLayer::new("reports:write"));
-//! let app: Router = reads.merge(writes).route_layer(ApiKeyLayer::new(store));
+//! let app: Router = reads.merge(writes).route_layer(ApiKeyLayer::new(ApiKeys::new(store)));
 //! ```
 
 use std::borrow::Cow;
@@ -42,7 +44,7 @@ use keystile_core::rejection::{Reason, Rejection};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::api_key::DEFAULT_REALM;
+use crate::auth::Realm;
 use crate::layers_seen::LayersSeen;
 use crate::response::rejection_response;
 
@@ -60,7 +62,6 @@ struct Config {
     needed: Vec<Cow<'static, str>>,
     // The RFC 6750 `scope` attribute: every needed scope, space-separated.
     scope_attr: Cow<'static, str>,
-    realm: Cow<'static, str>,
 }
 
 impl RequireScopeLayer {
@@ -97,18 +98,8 @@ impl RequireScopeLayer {
             many => Cow::Owned(many.join(" ")),
         };
         Self {
-            config: Arc::new(Config {
-                needed,
-                scope_attr,
-                realm: Cow::Borrowed(DEFAULT_REALM),
-            }),
+            config: Arc::new(Config { needed, scope_attr }),
         }
-    }
-
-    /// Sets the realm named in `WWW-Authenticate` challenges.
-    pub fn with_realm(mut self, realm: impl Into<Cow<'static, str>>) -> Self {
-        Arc::make_mut(&mut self.config).realm = realm.into();
-        self
     }
 }
 
@@ -124,11 +115,11 @@ impl Config {
                 Ok(())
             }
             Some(_) => Err(Rejection::new(Reason::InsufficientScope, SOURCE)
-                .with_challenge(self.realm.clone())
+                .with_challenge(Realm::of(extensions))
                 .with_scope(self.scope_attr.clone())),
             None if LayersSeen::any(extensions) => {
                 Err(Rejection::new(Reason::MissingCredentials, SOURCE)
-                    .with_challenge(self.realm.clone()))
+                    .with_challenge(Realm::of(extensions)))
             }
             None => Err(Rejection::new(Reason::MissingLayer, SOURCE).with_detail(
                 "RequireScopeLayer needs an auth layer (ApiKeyLayer, BearerLayer or \
@@ -143,7 +134,6 @@ impl fmt::Debug for RequireScopeLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequireScopeLayer")
             .field("needed", &self.config.needed)
-            .field("realm", &self.config.realm)
             .finish()
     }
 }
@@ -208,7 +198,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::layers_seen::AuthLayer;
+    use keystile_core::identity::AuthMethod;
 
     fn principal(scopes: &str) -> Principal {
         let (_, record) = NewApiKey::new(KeyPrefix::new("sk").unwrap(), "acme")
@@ -224,7 +214,8 @@ mod tests {
             .route_layer(layer);
         let mut req = Request::get("/").body(Body::empty()).unwrap();
         if mark {
-            LayersSeen::mark(req.extensions_mut(), AuthLayer::ApiKey);
+            LayersSeen::mark(req.extensions_mut(), AuthMethod::ApiKey);
+            req.extensions_mut().insert(Realm("r".into()));
         }
         if let Some(who) = who {
             req.extensions_mut().insert(who);
@@ -247,7 +238,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_scope_is_403_insufficient_scope_naming_it() {
-        let layer = RequireScopeLayer::all(["reports:read", "reports:write"]).with_realm("r");
+        let layer = RequireScopeLayer::all(["reports:read", "reports:write"]);
         let r = send(layer, Some(principal("reports:read")), true).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let c = challenge(&r);
@@ -262,7 +253,11 @@ mod tests {
     async fn no_principal_after_an_auth_layer_is_401() {
         let r = send(RequireScopeLayer::new("a"), None, true).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(challenge(&r), r#"Bearer realm="api""#);
+        assert_eq!(
+            challenge(&r),
+            r#"Bearer realm="r""#,
+            "the realm the auth layer set"
+        );
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@
 //! subject, actor and tenant) for the `Session` and `Principal`
 //! extractors.
 //!
-//! | request | required (default) | [`optional`](SessionLayer::optional) |
+//! | request | required (default) | [`optional`](AuthLayer::optional) |
 //! |---------|--------------------|------------|
 //! | no cookie | 401 `missing_credentials` | passes, no principal |
 //! | valid cookie | passes with the principal | passes with the principal |
@@ -20,20 +20,21 @@
 //! A presented cookie that fails is refused in both modes: the request
 //! claimed an identity it cannot prove. Rejections are problem+json from the
 //! shared [`rejection`](keystile_core::rejection) conventions; the cookie
-//! value is never echoed. Verification is synchronous, so the layer adds
-//! no allocation to requests it admits.
+//! value is never echoed.
 //!
 //! ```
 //! use axum::{Router, routing::get};
 //! use keystile_core::keys::Keyring;
-//! use keystile_middleware::session::SessionLayer;
+//! use keystile_middleware::session::{SessionCookies, SessionLayer};
 //! use keystile_middleware::session_cookie::SessionCookie;
 //! use keystile_middleware::tenant::HostTenant;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let keyring = Keyring::generate()?;
-//! let sessions = SessionLayer::new(keyring, HostTenant::under("example.test")?)
-//!     .with_cookie(SessionCookie::https());
+//! let sessions = SessionLayer::new(
+//!     SessionCookies::new(keyring, HostTenant::under("example.test")?)
+//!         .cookie(SessionCookie::https()),
+//! );
 //!
 //! let app: Router = Router::new()
 //!     .route("/admin/", get(|| async { "signed in" }))
@@ -45,165 +46,69 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::response::Response;
-use futures_util::future::{Either, Ready, ready};
-use http::{Request, StatusCode};
+use http::StatusCode;
+use http::request::Parts;
 use keystile_core::clock::SharedClock;
-use keystile_core::identity::Principal;
+use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::keys::Keyring;
 use keystile_core::rejection::{Reason, Rejection};
 use keystile_core::session::SessionCodec;
-use tower_layer::Layer;
-use tower_service::Service;
 
-use crate::layers_seen::{AuthLayer, LayersSeen};
-use crate::response::rejection_response;
+use crate::auth::{AuthLayer, Authenticator, Outcome};
+use crate::layers_seen::LayersSeen;
 use crate::session_cookie::SessionCookie;
 use crate::tenant::{SharedTenantResolver, TenantResolver, request_authority};
 
 const SOURCE: &str = "SessionLayer";
 
+/// The layer that verifies session cookies: an [`AuthLayer`] running
+/// [`SessionCookies`].
+pub type SessionLayer = AuthLayer<SessionCookies>;
+
 /// Verifies session cookies; see the [module docs](self).
 #[derive(Clone)]
-pub struct SessionLayer {
-    config: Arc<Config>,
-}
-
-#[derive(Clone)]
-struct Config {
+pub struct SessionCookies {
     codec: SessionCodec,
     cookie: SessionCookie,
     tenant: SharedTenantResolver,
-    optional: bool,
 }
 
-impl SessionLayer {
+impl SessionCookies {
     /// Verifies cookies signed by `keyring` for the tenant `tenant`
-    /// resolves. Defaults: required, [`SessionCookie::http`], system clock,
-    /// no leeway.
+    /// resolves. Defaults: [`SessionCookie::http`], system clock, no
+    /// leeway.
     pub fn new(keyring: Keyring, tenant: impl TenantResolver) -> Self {
-        Self::with_shared(keyring, Arc::new(tenant))
-    }
-
-    /// Like [`new`](Self::new), with a resolver already shared.
-    pub fn with_shared(keyring: Keyring, tenant: SharedTenantResolver) -> Self {
         Self {
-            config: Arc::new(Config {
-                codec: SessionCodec::new(keyring),
-                cookie: SessionCookie::http(),
-                tenant,
-                optional: false,
-            }),
+            codec: SessionCodec::new(keyring),
+            cookie: SessionCookie::http(),
+            tenant: Arc::new(tenant),
         }
-    }
-
-    fn map(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
-        self
     }
 
     /// Reads the cookie `cookie` names (use the `HandoffLayer`'s value).
-    pub fn with_cookie(self, cookie: SessionCookie) -> Self {
-        self.map(|c| c.cookie = cookie)
+    #[must_use]
+    pub fn cookie(mut self, cookie: SessionCookie) -> Self {
+        self.cookie = cookie;
+        self
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(self, clock: SharedClock) -> Self {
-        self.map(|c| c.codec = c.codec.clone().with_clock(clock))
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.codec = self.codec.with_clock(clock);
+        self
     }
 
     /// Tolerates this much clock skew on expiry.
-    pub fn with_leeway(self, leeway: Duration) -> Self {
-        self.map(|c| c.codec = c.codec.clone().with_leeway(leeway))
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.codec = self.codec.with_leeway(leeway);
+        self
     }
 
-    /// Authenticates `request` the way the layer does: `Ok(None)` when no
-    /// session cookie was presented in optional mode, `Err` with the
-    /// rejection to send otherwise. For composing layers, e.g.
-    /// [`AuthChainLayer`](crate::auth_chain::AuthChainLayer); most users add
-    /// the layer.
-    pub fn authenticate(&self, request: &Request<Body>) -> Result<Option<Principal>, Rejection> {
-        self.config.authenticate(request)
-    }
-
-    /// Passes requests that carry no session cookie, without a principal
-    /// (handlers take `Option<Session>`). A presented but invalid cookie is
-    /// still refused.
-    pub fn optional(self) -> Self {
-        self.map(|c| c.optional = true)
-    }
-}
-
-impl<S> Layer<S> for SessionLayer {
-    type Service = VerifySession<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        VerifySession {
-            inner,
-            config: Arc::clone(&self.config),
-        }
-    }
-}
-
-/// The service [`SessionLayer`] produces.
-#[derive(Clone)]
-pub struct VerifySession<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-/// The response future of [`VerifySession`]: the inner service's future, or a
-/// ready rejection.
-pub type SessionFuture<F, E> = Either<F, Ready<Result<Response, E>>>;
-
-impl<S> Service<Request<Body>> for VerifySession<S>
-where
-    S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = SessionFuture<S::Future, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        match self.config.authenticate(&request) {
-            Ok(principal) => {
-                match principal {
-                    // The Principal marks the request as seen by this layer
-                    // (see `LayersSeen::ran`): one extension, not two.
-                    Some(principal) => LayersSeen::admit(request.extensions_mut(), principal),
-                    None => LayersSeen::mark(request.extensions_mut(), AuthLayer::Session),
-                }
-                // Called synchronously on the service that was polled
-                // ready: no clone-and-swap needed.
-                Either::Left(self.inner.call(request))
-            }
-            Err(rejection) => Either::Right(ready(Ok(rejection_response(rejection)))),
-        }
-    }
-}
-
-impl Config {
-    fn authenticate(&self, request: &Request<Body>) -> Result<Option<Principal>, Rejection> {
-        let value = self.cookie.find(request.headers()).map_err(|_| {
-            Rejection::new(Reason::Malformed, SOURCE)
-                .with_detail("the session cookie appears more than once")
-        })?;
-        let Some(value) = value else {
-            return if self.optional {
-                Ok(None)
-            } else {
-                Err(Rejection::new(Reason::MissingCredentials, SOURCE))
-            };
-        };
+    fn verify(&self, value: &str, request: &Parts) -> Result<Principal, Rejection> {
         request_authority(request).map_err(|_| {
             Rejection::new(Reason::Malformed, SOURCE)
                 .with_status(StatusCode::BAD_REQUEST)
@@ -217,24 +122,34 @@ impl Config {
             .codec
             .verify(value, &tenant)
             .map_err(|error| Rejection::new(error.reason(), SOURCE))?;
-        Ok(Some(Principal::from_session(Arc::new(claims))))
+        Ok(Principal::from_session(Arc::new(claims)))
     }
 }
 
-impl fmt::Debug for SessionLayer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionLayer")
-            .field("cookie", &self.config.cookie)
-            .field("optional", &self.config.optional)
-            .finish_non_exhaustive()
+impl Authenticator for SessionCookies {
+    fn mark(&self, seen: &mut LayersSeen) {
+        seen.insert(AuthMethod::Session);
+    }
+
+    async fn authenticate(&self, request: &Parts) -> Outcome {
+        match self.cookie.find(&request.headers) {
+            Err(_) => Outcome::Refused(
+                Rejection::new(Reason::Malformed, SOURCE)
+                    .with_detail("the session cookie appears more than once"),
+            ),
+            Ok(None) => Outcome::Absent,
+            Ok(Some(value)) => match self.verify(value, request) {
+                Ok(principal) => Outcome::Admitted(principal),
+                Err(rejection) => Outcome::Refused(rejection),
+            },
+        }
     }
 }
 
-impl<S: fmt::Debug> fmt::Debug for VerifySession<S> {
+impl fmt::Debug for SessionCookies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifySession")
-            .field("inner", &self.inner)
-            .field("optional", &self.config.optional)
+        f.debug_struct("SessionCookies")
+            .field("cookie", &self.cookie)
             .finish_non_exhaustive()
     }
 }
@@ -242,8 +157,10 @@ impl<S: fmt::Debug> fmt::Debug for VerifySession<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
     use axum::routing::get;
     use axum::{Extension, Router};
+    use http::Request;
     use http::StatusCode;
     use http_body_util::BodyExt;
     use keystile_core::clock::ManualClock;
@@ -260,9 +177,13 @@ mod tests {
         Keyring::new(SigningKey::from_bytes(&[4; 32]).unwrap())
     }
 
+    fn cookies(clock: &ManualClock) -> SessionCookies {
+        SessionCookies::new(keyring(), HostTenant::under("localhost").unwrap())
+            .clock(clock.shared())
+    }
+
     fn layer(clock: &ManualClock) -> SessionLayer {
-        SessionLayer::new(keyring(), HostTenant::under("localhost").unwrap())
-            .with_clock(clock.shared())
+        SessionLayer::new(cookies(clock))
     }
 
     async fn whoami(principal: Option<Extension<Principal>>) -> String {
@@ -404,7 +325,7 @@ mod tests {
     async fn https_layer_reads_only_the_host_prefixed_cookie() {
         let clock = ManualClock::at_unix(T0);
         let value = cookie_for(&clock, "acme");
-        let secure = layer(&clock).with_cookie(SessionCookie::https());
+        let secure = SessionLayer::new(cookies(&clock).cookie(SessionCookie::https()));
         let (status, _) = call(
             secure.clone(),
             request("acme.localhost", Some(&format!("keystile_session={value}"))),

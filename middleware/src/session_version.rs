@@ -37,7 +37,7 @@
 //!     // SessionLayer after this line so the Principal exists when it runs,
 //!     // or stack both in one `tower::ServiceBuilder` (top to bottom), which
 //!     // saves a boxed route per request.
-//!     .route_layer(SessionVersionLayer::new(validator.clone()).with_realm("api"));
+//!     .route_layer(SessionVersionLayer::new(validator.clone()));
 //!
 //! // Break-glass: after bumping the version at the source of truth,
 //! // `validator.invalidate(subject).await` drops the cached copy at once.
@@ -57,12 +57,11 @@ use keystile_core::{Reason, Rejection};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::auth::{Realm, ResponseFuture};
 use crate::layers_seen::LayersSeen;
 use crate::response::rejection_response;
 
 const NAME: &str = "SessionVersionLayer";
-
-const DEFAULT_REALM: &str = "api";
 
 const MISORDERED: &str = "SessionVersionLayer found no verified identity: it needs BearerLayer or \
      SessionLayer in front of it (with axum, add them AFTER SessionVersionLayer: the layer added \
@@ -70,33 +69,26 @@ const MISORDERED: &str = "SessionVersionLayer found no verified identity: it nee
 
 /// Checks the session version of the request's [`Principal`]; see the
 /// [module documentation](self).
+///
+/// Its 401s to bearer and API-key requests challenge in the request's
+/// [`Realm`], set on the auth layer in front.
 #[derive(Clone)]
 pub struct SessionVersionLayer {
     validator: SessionVersionValidator,
-    realm: Cow<'static, str>,
 }
 
 impl SessionVersionLayer {
     /// A layer checking with `validator`.
     pub fn new(validator: SessionVersionValidator) -> Self {
-        Self {
-            validator,
-            realm: Cow::Borrowed(DEFAULT_REALM),
-        }
-    }
-
-    /// The realm of the `WWW-Authenticate: Bearer` challenge on 401s for
-    /// bearer and API-key requests (default `api`).
-    pub fn with_realm(mut self, realm: impl Into<Cow<'static, str>>) -> Self {
-        self.realm = realm.into();
-        self
+        Self { validator }
     }
 
     /// Refuses credentials without a session version (see
     /// [`SessionVersionValidator::strict`]); the cache and in-flight fetches
     /// stay shared with the validator this layer was built from.
-    pub fn strict(mut self, strict: bool) -> Self {
-        self.validator = self.validator.strict(strict);
+    #[must_use]
+    pub fn strict(mut self) -> Self {
+        self.validator = self.validator.strict();
         self
     }
 
@@ -110,7 +102,6 @@ impl fmt::Debug for SessionVersionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionVersionLayer")
             .field("validator", &self.validator)
-            .field("realm", &self.realm)
             .finish()
     }
 }
@@ -142,8 +133,6 @@ impl<S> fmt::Debug for SessionVersion<S> {
     }
 }
 
-pub use crate::future::ResponseFuture;
-
 impl<S> Service<Request<Body>> for SessionVersion<S>
 where
     S: Service<Request<Body>, Response = Response> + Clone + Send + 'static,
@@ -151,43 +140,27 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future, S::Error>;
+    type Future = ResponseFuture<S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let now = request
-            .extensions()
-            .get::<Principal>()
-            .and_then(|principal| {
-                self.layer
-                    .validator
-                    .check_now(&principal.subject, principal.session_version)
-                    .map(|checked| {
-                        checked.map_err(|error| rejection_for(&self.layer, principal, error))
-                    })
-            });
-        match now {
-            Some(Ok(_)) => ResponseFuture::inner(self.inner.call(request)),
-            Some(Err(rejection)) => ResponseFuture::rejected(rejection_response(rejection)),
-            None => {
-                // The clone is not ready; the instance polled ready is the
-                // one used.
-                let clone = self.inner.clone();
-                let mut inner = std::mem::replace(&mut self.inner, clone);
-                let layer = self.layer.clone();
-                let principal = request.extensions().get::<Principal>().cloned();
-                let any_layer = LayersSeen::any(request.extensions());
-                ResponseFuture::pending(async move {
-                    match check(&layer, principal, any_layer).await {
-                        Ok(()) => inner.call(request).await,
-                        Err(rejection) => Ok(rejection_response(rejection)),
-                    }
-                })
+        // The clone is not ready; the instance polled ready is the one used.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let layer = Arc::clone(&self.layer);
+        let extensions = request.extensions();
+        let principal = extensions.get::<Principal>().cloned();
+        let any_layer = LayersSeen::any(extensions);
+        let realm = Realm::of(extensions);
+        Box::pin(async move {
+            match check(&layer, principal, any_layer, realm).await {
+                Ok(()) => inner.call(request).await,
+                Err(rejection) => Ok(rejection_response(rejection)),
             }
-        }
+        })
     }
 }
 
@@ -195,6 +168,7 @@ async fn check(
     layer: &SessionVersionLayer,
     principal: Option<Principal>,
     any_layer: bool,
+    realm: Cow<'static, str>,
 ) -> Result<(), Rejection> {
     let Some(principal) = principal else {
         return if any_layer {
@@ -213,15 +187,15 @@ async fn check(
         .await
     {
         Ok(_) => Ok(()),
-        Err(error) => Err(rejection_for(layer, &principal, error)),
+        Err(error) => Err(rejection_for(&principal, error, realm)),
     }
 }
 
 /// The response to a failed check of `principal`'s version.
 fn rejection_for(
-    layer: &SessionVersionLayer,
     principal: &Principal,
     error: FreshnessError,
+    realm: Cow<'static, str>,
 ) -> Rejection {
     let rejection = match error {
         FreshnessError::Stale { .. } => Rejection::new(Reason::SessionRevoked, NAME),
@@ -232,7 +206,7 @@ fn rejection_for(
     // A Bearer challenge is meaningful only to clients that sent a token.
     match principal.method() {
         AuthMethod::Session => rejection,
-        _ => rejection.with_challenge(layer.realm.clone()),
+        _ => rejection.with_challenge(realm),
     }
 }
 
@@ -250,7 +224,6 @@ mod tests {
     use tower::{ServiceExt, service_fn};
 
     use super::*;
-    use crate::layers_seen::AuthLayer;
 
     const CURRENT: u64 = 3;
 
@@ -295,7 +268,7 @@ mod tests {
         }));
         let mut request = Request::get("/").body(Body::empty()).unwrap();
         if let Some(principal) = principal {
-            LayersSeen::mark(request.extensions_mut(), AuthLayer::Bearer);
+            LayersSeen::mark(request.extensions_mut(), AuthMethod::Bearer);
             request.extensions_mut().insert(principal);
         }
         service.oneshot(request).await.unwrap()
@@ -345,7 +318,7 @@ mod tests {
         let lenient = layer(&fetches);
         let response = call(&lenient, Some(bearer("alice", None))).await;
         assert_eq!(response.status(), StatusCode::OK);
-        let strict = lenient.clone().strict(true);
+        let strict = lenient.clone().strict();
         let response = call(&strict, Some(bearer("alice", None))).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(body(response).await.contains("invalid_credentials"));
@@ -377,7 +350,7 @@ mod tests {
             Ok::<_, Infallible>(Response::new(Body::from("anonymous")))
         }));
         let mut request = Request::get("/").body(Body::empty()).unwrap();
-        LayersSeen::mark(request.extensions_mut(), AuthLayer::Bearer);
+        LayersSeen::mark(request.extensions_mut(), AuthMethod::Bearer);
         let response = service.oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(body(response).await, "anonymous");

@@ -4,24 +4,29 @@
 //! A [`TenantResolver`] reads the tenant from the request. The default,
 //! [`HostTenant`], takes the first label of the `Host` header under a
 //! configured parent domain: `acme` for `acme.localhost:3000` under
-//! `localhost`. Any closure `Fn(&Request<Body>) -> Option<Arc<str>>` is a
-//! resolver too, for tenants named by path, header or a lookup table.
+//! `localhost`. Any closure `Fn(&Parts) -> Option<Arc<str>>` (the request
+//! head) is a resolver too, for tenants named by path, header or a lookup
+//! table.
 //!
 //! `None` means "this request is for no tenant": tokens and cookies are
 //! refused there (401 `wrong_audience`), never admitted.
 //!
 //! ```
 //! use std::sync::Arc;
-//! use axum::body::Body;
 //! use http::Request;
+//! use http::request::Parts;
 //! use keystile_middleware::tenant::{HostTenant, TenantResolver};
 //!
 //! let hosts = HostTenant::under("localhost").unwrap();
-//! let request = Request::get("/").header("host", "ACME.localhost:3000").body(Body::empty()).unwrap();
+//! let (request, _) = Request::get("/")
+//!     .header("host", "ACME.localhost:3000")
+//!     .body(())
+//!     .unwrap()
+//!     .into_parts();
 //! assert_eq!(hosts.resolve(&request).as_deref(), Some("acme"));
 //!
-//! let by_header = |request: &Request<Body>| -> Option<Arc<str>> {
-//!     request.headers().get("x-tenant")?.to_str().ok().map(Arc::from)
+//! let by_header = |request: &Parts| -> Option<Arc<str>> {
+//!     request.headers.get("x-tenant")?.to_str().ok().map(Arc::from)
 //! };
 //! assert_eq!(by_header.resolve(&request), None);
 //! ```
@@ -29,22 +34,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use axum::body::Body;
-use http::Request;
 use http::header::HOST;
+use http::request::Parts;
 use keystile_core::dns;
 
 /// Reads the tenant a request is for.
 pub trait TenantResolver: Send + Sync + 'static {
     /// The request's tenant, or `None` when it names none.
-    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>>;
+    fn resolve(&self, request: &Parts) -> Option<Arc<str>>;
 }
 
 impl<F> TenantResolver for F
 where
-    F: Fn(&Request<Body>) -> Option<Arc<str>> + Send + Sync + 'static,
+    F: Fn(&Parts) -> Option<Arc<str>> + Send + Sync + 'static,
 {
-    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>> {
+    fn resolve(&self, request: &Parts) -> Option<Arc<str>> {
         self(request)
     }
 }
@@ -114,7 +118,7 @@ impl HostTenant {
 }
 
 impl TenantResolver for HostTenant {
-    fn resolve(&self, request: &Request<Body>) -> Option<Arc<str>> {
+    fn resolve(&self, request: &Parts) -> Option<Arc<str>> {
         self.tenant_of(request_authority(request).ok()??)
     }
 }
@@ -140,23 +144,28 @@ pub struct AmbiguousHost;
 /// ```
 /// use keystile_middleware::tenant::{AmbiguousHost, request_authority};
 ///
-/// let plain = http::Request::get("/").header("host", "acme.localhost:3000").body(()).unwrap();
+/// let (plain, _) = http::Request::get("/")
+///     .header("host", "acme.localhost:3000")
+///     .body(())
+///     .unwrap()
+///     .into_parts();
 /// assert_eq!(request_authority(&plain), Ok(Some("acme.localhost:3000")));
 ///
-/// let absolute = http::Request::get("http://globex.localhost/x")
+/// let (absolute, _) = http::Request::get("http://globex.localhost/x")
 ///     .header("host", "acme.localhost")
 ///     .body(())
-///     .unwrap();
+///     .unwrap()
+///     .into_parts();
 /// assert_eq!(request_authority(&absolute), Err(AmbiguousHost));
 /// ```
-pub fn request_authority<B>(request: &Request<B>) -> Result<Option<&str>, AmbiguousHost> {
-    let mut hosts = request.headers().get_all(HOST).iter();
+pub fn request_authority(request: &Parts) -> Result<Option<&str>, AmbiguousHost> {
+    let mut hosts = request.headers.get_all(HOST).iter();
     let host = match (hosts.next(), hosts.next()) {
         (None, _) => None,
         (Some(host), None) => Some(host.to_str().map_err(|_| AmbiguousHost)?),
         (Some(_), Some(_)) => return Err(AmbiguousHost),
     };
-    let Some(target) = request.uri().authority().map(|a| a.as_str()) else {
+    let Some(target) = request.uri.authority().map(|a| a.as_str()) else {
         return Ok(host);
     };
     if target.contains('@') {
@@ -179,12 +188,15 @@ impl fmt::Debug for HostTenant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Request;
 
-    fn with_host(host: &[u8]) -> Request<Body> {
+    fn with_host(host: &[u8]) -> Parts {
         Request::get("/")
             .header(HOST, http::HeaderValue::from_bytes(host).unwrap())
-            .body(Body::empty())
+            .body(())
             .unwrap()
+            .into_parts()
+            .0
     }
 
     #[test]
@@ -301,7 +313,7 @@ mod tests {
         let r = HostTenant::under("localhost").unwrap();
         let mut request = with_host(b"acme.localhost");
         request
-            .headers_mut()
+            .headers
             .append(HOST, "globex.localhost".parse().unwrap());
         assert_eq!(r.resolve(&request), None);
     }
@@ -310,8 +322,10 @@ mod tests {
     fn falls_back_to_the_uri_authority_without_a_host_header() {
         let r = HostTenant::under("localhost").unwrap();
         let request = Request::get("http://acme.localhost:8080/x")
-            .body(Body::empty())
-            .unwrap();
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0;
         assert_eq!(r.resolve(&request).as_deref(), Some("acme"));
     }
 
@@ -323,7 +337,7 @@ mod tests {
             if let Some(host) = host {
                 builder = builder.header(HOST, host);
             }
-            builder.body(Body::empty()).unwrap()
+            builder.body(()).unwrap().into_parts().0
         };
         let agree = request("http://acme.localhost:3000/x", Some("ACME.localhost:3000"));
         assert_eq!(r.resolve(&agree).as_deref(), Some("acme"));
@@ -344,7 +358,7 @@ mod tests {
         }
         let mut twice = request("/", Some("acme.localhost"));
         twice
-            .headers_mut()
+            .headers
             .append(HOST, "acme.localhost".parse().unwrap());
         assert_eq!(request_authority(&twice), Err(AmbiguousHost));
         let binary = with_host(b"acme.localhost\xff");

@@ -19,7 +19,7 @@ use keystile::api_key::{
 };
 use keystile::clock::{Clock as _, ManualClock};
 use keystile::extract::{ApiKey, Scoped};
-use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
+use keystile::layers::{ApiKeyLayer, ApiKeys, RequireScopeLayer};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
 use serde_json::{Value, json};
@@ -45,18 +45,17 @@ pub fn app(
     clock: &ManualClock,
     recorder: Option<LastUsedRecorder>,
 ) -> Router {
-    let mut layer = ApiKeyLayer::new(store)
-        .with_clock(clock.shared())
-        .with_realm(REALM);
+    let mut keys = ApiKeys::new(store).clock(clock.shared());
     if let Some(recorder) = recorder {
-        layer = layer.with_last_used(recorder);
+        keys = keys.last_used(recorder);
     }
+    let layer = ApiKeyLayer::new(keys).realm(REALM);
     let reads = Router::new()
         .route("/reports", get(|| async { "reports" }))
-        .route_layer(RequireScopeLayer::new("reports:read").with_realm(REALM));
+        .route_layer(RequireScopeLayer::new("reports:read"));
     let writes = Router::new()
         .route("/reports", axum::routing::post(|| async { "created" }))
-        .route_layer(RequireScopeLayer::new("reports:write").with_realm(REALM));
+        .route_layer(RequireScopeLayer::new("reports:write"));
     Router::new()
         .route("/whoami", get(whoami))
         .route(

@@ -18,9 +18,10 @@ use axum::routing::get;
 use keystile::bearer::{BearerToken, Claims};
 use keystile::extract::Principal;
 use keystile::identity;
+use keystile::identity::AuthMethod;
 use keystile::layers::SessionVersionLayer;
 use keystile::layers::credentials::bearer_token;
-use keystile::layers::layers_seen::{AuthLayer, LayersSeen};
+use keystile::layers::layers_seen::LayersSeen;
 use keystile::session::SessionClaims;
 use keystile::session_version::SessionVersionValidator;
 use tokio::net::TcpListener;
@@ -165,7 +166,7 @@ async fn bearer_stand_in(
     next: Next,
 ) -> Response {
     arrivals.fetch_add(1, Ordering::SeqCst);
-    LayersSeen::mark(request.extensions_mut(), AuthLayer::Bearer);
+    LayersSeen::mark(request.extensions_mut(), AuthMethod::Bearer);
     let parsed = bearer_token(request.headers())
         .ok()
         .flatten()
@@ -184,7 +185,7 @@ async fn bearer_stand_in(
 
 /// Stands in for `SessionLayer`: `x-test-session: {subject}:{sv}`.
 async fn session_stand_in(mut request: Request, next: Next) -> Response {
-    LayersSeen::mark(request.extensions_mut(), AuthLayer::Session);
+    LayersSeen::mark(request.extensions_mut(), AuthMethod::Session);
     let value = request
         .headers()
         .get("x-test-session")
@@ -214,7 +215,7 @@ impl ResourceServer {
     /// (no auth layer at all: a mis-ordered stack).
     pub async fn start(validator: SessionVersionValidator) -> Self {
         let arrivals = Arc::new(AtomicUsize::new(0));
-        let layer = SessionVersionLayer::new(validator).with_realm("api");
+        let layer = SessionVersionLayer::new(validator);
         let bearer = Router::new()
             .route("/api/me", get(me))
             .route_layer(layer.clone())

@@ -59,23 +59,6 @@ impl ApiKeyRecord {
     pub fn is_usable_at(&self, now: u64) -> bool {
         self.expires_at.is_none_or(|t| now < t) && self.revoked_at.is_none_or(|t| now < t)
     }
-
-    /// A copy whose shared parts (owner, scopes) are allocations of its own,
-    /// so that handing it out never writes to the original's counters.
-    pub(crate) fn unshared(&self) -> Self {
-        Self {
-            id: self.id.clone(),
-            name: self.name.clone(),
-            prefix: self.prefix.clone(),
-            digest: self.digest,
-            owner: Arc::from(&*self.owner),
-            scopes: self.scopes.unshared(),
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            revoked_at: self.revoked_at,
-            last_used_at: self.last_used_at,
-        }
-    }
 }
 
 /// The description of a key to mint.

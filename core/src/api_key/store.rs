@@ -67,20 +67,6 @@ pub trait ApiKeyStore: Send + Sync + 'static {
     /// The record whose digest is `digest`, or `Ok(None)` when there is none.
     /// `Err` only when the backend failed.
     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError>;
-
-    /// The answer [`lookup`](Self::lookup) would give, when the store has it
-    /// at hand without waiting (an in-memory map), else `None`: "call
-    /// `lookup`". The default is `None`; stores that never wait override it.
-    ///
-    /// `ApiKeyLayer` asks this first, so an in-memory lookup costs neither
-    /// the boxed future `lookup` returns nor a boxed response future.
-    fn lookup_now(
-        &self,
-        digest: &KeyDigest,
-    ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
-        let _ = digest;
-        None
-    }
 }
 
 /// The administrative side of a store that keystile writes to: minting,
@@ -112,13 +98,6 @@ pub trait ApiKeyAdmin: ApiKeyStore {
 impl<T: ApiKeyStore + ?Sized> ApiKeyStore for Arc<T> {
     async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
         (**self).lookup(digest).await
-    }
-
-    fn lookup_now(
-        &self,
-        digest: &KeyDigest,
-    ) -> Option<Result<Option<Arc<ApiKeyRecord>>, StoreError>> {
-        (**self).lookup_now(digest)
     }
 }
 

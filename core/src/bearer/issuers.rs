@@ -138,10 +138,6 @@ impl TokenVerifier for JwtIssuers {
     async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify_token(token)
     }
-
-    fn verify_now(&self, token: &str) -> Option<Result<Claims, TokenError>> {
-        Some(self.verify_token(token))
-    }
 }
 
 impl fmt::Debug for JwtIssuers {

@@ -493,10 +493,6 @@ impl TokenVerifier for JwtVerifier {
     async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.verify_token(token)
     }
-
-    fn verify_now(&self, token: &str) -> Option<Result<Claims, TokenError>> {
-        Some(self.verify_token(token))
-    }
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -834,30 +830,6 @@ mod tests {
         assert!(matches!(
             verifier(&keyring, &clock).verify_token(&token),
             Err(TokenError::Expired)
-        ));
-    }
-
-    #[test]
-    fn verify_now_answers_at_once_exactly_as_verify_token() {
-        let keyring = ring(1);
-        let clock = ManualClock::at_unix(T0);
-        let verifier = verifier(&keyring, &clock);
-        let token = sign(&keyring, json!({"sub": "u", "exp": T0 + 60}));
-        // Flip a character in the middle of the signature.
-        let mut tampered = token.clone().into_bytes();
-        let middle = token.rfind('.').unwrap() + 20;
-        tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
-        let tampered = String::from_utf8(tampered).unwrap();
-        for text in [token.as_str(), tampered.as_str(), "not.a.jwt"] {
-            let now = TokenVerifier::verify_now(&verifier, text).expect("answers at once");
-            assert_eq!(
-                format!("{:?}", now.map(|c| c.subject)),
-                format!("{:?}", verifier.verify_token(text).map(|c| c.subject))
-            );
-        }
-        assert!(matches!(
-            TokenVerifier::verify_now(&verifier, &tampered),
-            Some(Err(TokenError::BadSignature))
         ));
     }
 

@@ -117,16 +117,6 @@ impl TokenError {
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` (the text after `Bearer `).
     async fn verify(&self, token: &str) -> Result<Claims, TokenError>;
-
-    /// Verifies `token` without waiting, when this verifier can: `None`
-    /// means "call [`verify`](Self::verify)". A verifier whose check is
-    /// pure computation (`JwtVerifier`) answers here, which spares
-    /// `BearerLayer` a boxed future per request. The default is `None`;
-    /// an override must give the same answer `verify` would.
-    fn verify_now(&self, token: &str) -> Option<Result<Claims, TokenError>> {
-        let _ = token;
-        None
-    }
 }
 
 #[async_trait]

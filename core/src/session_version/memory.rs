@@ -191,10 +191,6 @@ impl SessionVersionCache for MemorySessionVersionCache {
         Ok(self.lookup(subject))
     }
 
-    fn get_now(&self, subject: &str) -> Option<Result<Lookup, StoreError>> {
-        Some(Ok(self.lookup(subject)))
-    }
-
     async fn set(
         &self,
         subject: &str,

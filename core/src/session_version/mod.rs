@@ -164,17 +164,6 @@ pub trait SessionVersionCache: Send + Sync + 'static {
     /// read at.
     async fn get(&self, subject: &str) -> Result<Lookup, StoreError>;
 
-    /// What [`get`](Self::get) would answer, when the cache has it at hand
-    /// without waiting (process memory), else `None`: "call `get`". The
-    /// default is `None`.
-    ///
-    /// `SessionVersionLayer` asks this first, so a cache hit in memory costs
-    /// no boxed future.
-    fn get_now(&self, subject: &str) -> Option<Result<Lookup, StoreError>> {
-        let _ = subject;
-        None
-    }
-
     /// Caches `version` for `subject`, unless `subject` was invalidated after
     /// the read that returned `seen`.
     async fn set(

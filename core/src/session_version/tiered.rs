@@ -142,11 +142,6 @@ impl SessionVersionCache for TieredSessionVersionCache {
         Ok(remote)
     }
 
-    fn get_now(&self, subject: &str) -> Option<Result<Lookup, StoreError>> {
-        // Only a trusted local copy answers at once; anything else asks Redis.
-        self.trusted(&self.memory().lookup(subject)).map(Ok)
-    }
-
     async fn set(
         &self,
         subject: &str,

@@ -108,14 +108,16 @@ impl SessionVersionValidator {
 
     /// Strict mode refuses tokens that carry no session version instead of
     /// admitting them (legacy, machine and delegated tokens often have none).
-    pub fn strict(mut self, strict: bool) -> Self {
-        self.strict = strict;
+    #[must_use]
+    pub fn strict(mut self) -> Self {
+        self.strict = true;
         self
     }
 
     /// Bounds every fetch (default 2 s); a fetch that takes longer fails
     /// with [`FetchError::Timeout`].
-    pub fn with_fetch_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
         self.fetch_timeout = timeout;
         self
     }
@@ -157,32 +159,6 @@ impl SessionVersionValidator {
         } else {
             Ok(Freshness::Current)
         }
-    }
-
-    /// [`check`](Self::check) without waiting, when the answer needs no
-    /// fetch and the cache answers at once (see
-    /// [`SessionVersionCache::get_now`]); `None` means "call `check`".
-    pub fn check_now(
-        &self,
-        subject: &str,
-        token: Option<u64>,
-    ) -> Option<Result<Freshness, FreshnessError>> {
-        let Some(token) = token else {
-            return Some(if self.strict {
-                Err(FreshnessError::Unversioned)
-            } else {
-                Ok(Freshness::Unversioned)
-            });
-        };
-        let current = match self.cache.get_now(subject)? {
-            Ok(lookup) => lookup.version?,
-            Err(error) => return Some(Err(error.into())),
-        };
-        Some(if token < current {
-            Err(FreshnessError::Stale { token, current })
-        } else {
-            Ok(Freshness::Current)
-        })
     }
 
     /// The current version of `request.subject`: cached, or fetched (once
@@ -362,39 +338,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn check_now_answers_only_what_needs_no_fetch() {
-        let truth = Truth::default();
-        truth.version.store(5, Ordering::SeqCst);
-        let validator =
-            SessionVersionValidator::new(MemorySessionVersionCache::new(), truth.fetcher());
-        // A miss needs a fetch: no answer now, and nothing fetched.
-        assert!(validator.check_now("alice", Some(5)).is_none());
-        assert_eq!(truth.fetches.load(Ordering::SeqCst), 0);
-        assert!(matches!(
-            validator.check_now("alice", None),
-            Some(Ok(Freshness::Unversioned))
-        ));
-
-        validator.check(alice(), Some(5)).await.unwrap();
-        assert!(matches!(
-            validator.check_now("alice", Some(5)),
-            Some(Ok(Freshness::Current))
-        ));
-        assert!(matches!(
-            validator.check_now("alice", Some(4)),
-            Some(Err(FreshnessError::Stale {
-                token: 4,
-                current: 5
-            }))
-        ));
-        assert!(matches!(
-            validator.clone().strict(true).check_now("alice", None),
-            Some(Err(FreshnessError::Unversioned))
-        ));
-        assert_eq!(truth.fetches.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
     async fn no_version_is_admitted_unless_strict() {
         let truth = Truth::default();
         let lenient =
@@ -403,7 +346,7 @@ mod tests {
             lenient.check(alice(), None).await.unwrap(),
             Freshness::Unversioned
         );
-        let strict = lenient.clone().strict(true);
+        let strict = lenient.clone().strict();
         assert!(matches!(
             strict.check(alice(), None).await,
             Err(FreshnessError::Unversioned)
@@ -443,7 +386,7 @@ mod tests {
     async fn a_hanging_fetcher_times_out_as_a_fetch_error() {
         let fetcher = |_: FetchRequest<'_>| std::future::pending::<Result<u64, FetchError>>();
         let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), fetcher)
-            .with_fetch_timeout(Duration::from_millis(20));
+            .fetch_timeout(Duration::from_millis(20));
         let error = validator.check(alice(), Some(1)).await.unwrap_err();
         assert!(matches!(error, FreshnessError::Fetch(FetchError::Timeout)));
         assert!(error.is_unavailable());
