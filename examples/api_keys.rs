@@ -28,11 +28,12 @@ use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use keystile::api_key::{ApiKeyAdmin, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore, NewApiKey};
+use keystile::api_key::{
+    ApiKey, ApiKeyAdmin, ApiKeyLayer, ApiKeys, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore,
+    NewApiKey,
+};
+use keystile::auth::{RequireScopeLayer, Scoped, scope};
 use keystile::clock::{Clock as _, SystemClock};
-use keystile::extract::{ApiKey, Scoped, scope};
-use keystile::layers::ApiKeys;
-use keystile::layers::{ApiKeyLayer, RequireScopeLayer};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
 use serde_json::{Value, json};

@@ -3,13 +3,13 @@
 //! The authentication edge for axum services. Tower layers verify what a
 //! request carries — a one-time handoff link, an API key, a Bearer token, a
 //! session cookie — check that the session behind it is still current, and
-//! hand a verified [`Principal`](identity::Principal) to axum extractors.
+//! hand a verified [`Principal`] to axum extractors.
 //!
 //! ```
 //! use axum::{Router, routing::get};
-//! use keystile::extract::Principal;
+//! use keystile::auth::Principal;
 //!
-//! async fn whoami(Principal(who): Principal) -> String {
+//! async fn whoami(who: Principal) -> String {
 //!     format!("{} ({})", who.subject, who.method())
 //! }
 //!
@@ -35,36 +35,187 @@
 #![deny(missing_docs)]
 
 pub use keystile_core::{
-    AuthMethod, Clock, CodecError, Credential, KeyError, KeyId, Keyring, ManualClock, Purpose,
-    Reason, Rejection, Scopes, SharedClock, SignedCodec, SigningKey, SystemClock, Verified,
+    AuthMethod, Clock, CodecError, Credential, KeyError, KeyId, Keyring, ManualClock, Principal,
+    Purpose, Reason, Rejection, Scopes, SharedClock, SignedCodec, SigningKey, SystemClock,
+    Verified,
 };
 pub use keystile_core::{
-    api_key, audience, bearer, clock, codec, dns, encoding, handoff, identity, keys, mac, one_time,
-    random, rejection, replay, scopes, session, session_version, store,
+    audience, clock, codec, dns, encoding, identity, keys, mac, one_time, random, rejection,
+    replay, scopes, store,
 };
 
 #[cfg(feature = "testing")]
 pub use keystile_core::testing;
 pub use keystile_middleware::{
     access_log, cidr, client_ip, cors, csp, csp_report, ip_filter, request_id, security_headers,
+    tenant,
 };
 
-/// Tower layers (re-exported from `keystile-middleware`).
-pub mod layers {
-    pub use keystile_middleware::*;
+/// The authentication model: [`Authenticator`](auth::Authenticator), the
+/// one [`AuthLayer`](auth::AuthLayer) that runs any of them (or a chain),
+/// the realm, scopes, and the verified [`Principal`] as an extractor.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use keystile::auth::{Principal, RequireScopeLayer};
+///
+/// async fn whoami(who: Principal) -> String {
+///     format!("{} via {}", who.subject, who.method())
+/// }
+/// let app: Router = Router::new()
+///     .route("/whoami", get(whoami))
+///     .route_layer(RequireScopeLayer::new("reports:read"));
+/// // .route_layer(an AuthLayer) runs first and inserts the Principal.
+/// ```
+pub mod auth {
+    pub use keystile_core::identity::{AuthMethod, Credential, Principal};
+    pub use keystile_core::layers_seen::LayersSeen;
+    pub use keystile_extractors::scope;
+    pub use keystile_extractors::scoped::{RequiredScope, Scoped};
+    pub use keystile_middleware::auth::*;
+    pub use keystile_middleware::credentials;
+    pub use keystile_middleware::scope::{RequireScope, RequireScopeLayer};
 }
 
-/// Axum extractors (re-exported from `keystile-extractors`).
-pub mod extract {
-    pub use keystile_extractors::*;
+/// API keys: minting, stores, [`ApiKeyLayer`](api_key::ApiKeyLayer) and the
+/// [`ApiKey`](api_key::ApiKey) extractor.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use keystile::api_key::{ApiKey, ApiKeyLayer, ApiKeys, MemoryApiKeyStore};
+///
+/// async fn whoami(key: ApiKey) -> String {
+///     key.owner.to_string()
+/// }
+/// let store = Arc::new(MemoryApiKeyStore::new());
+/// let app: Router = Router::new()
+///     .route("/whoami", get(whoami))
+///     .route_layer(ApiKeyLayer::new(ApiKeys::new(store)));
+/// ```
+pub mod api_key {
+    pub use keystile_core::api_key::*;
+    pub use keystile_extractors::api_key::ApiKey;
+    pub use keystile_middleware::api_key::{ApiKeyLayer, ApiKeys};
 }
 
-/// The hardening guide's examples, compiled and run as doc tests.
-#[doc = include_str!("../docs/hardening.md")]
-#[cfg(doctest)]
-pub struct HardeningDoctests;
+/// Bearer tokens: JWT verification, the token lifecycle,
+/// [`BearerLayer`](bearer::BearerLayer), and the [`Claims`](bearer::Claims)
+/// and [`Bearer`](bearer::Bearer) extractors.
+///
+/// ```
+/// use std::sync::Arc;
+/// use axum::{Router, routing::get};
+/// use keystile::bearer::{BearerLayer, BearerTokens, Claims, TokenError};
+///
+/// async fn me(claims: Claims) -> String {
+///     claims.subject
+/// }
+/// let verifier = |token: String| async move {
+///     match token.as_str() {
+///         "t0ken" => Ok(Claims { subject: "alice".into(), ..Claims::default() }),
+///         _ => Err(TokenError::BadSignature),
+///     }
+/// };
+/// let app: Router = Router::new()
+///     .route("/me", get(me))
+///     .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))));
+/// ```
+pub mod bearer {
+    pub use keystile_core::bearer::*;
+    pub use keystile_extractors::bearer::Bearer;
+    pub use keystile_middleware::bearer::{BearerLayer, BearerTokens};
+}
 
-/// The README's examples, compiled and run as doc tests.
-#[doc = include_str!("../README.md")]
+/// Session cookies: the codec, [`SessionLayer`](session::SessionLayer), the
+/// cookie's name and attributes, and the [`Session`](session::Session)
+/// extractor.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use keystile::Keyring;
+/// use keystile::session::{Session, SessionCookie, SessionCookies, SessionLayer};
+/// use keystile::tenant::HostTenant;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// async fn admin(session: Session) -> String {
+///     format!("{} of {}", session.subject, session.tenant)
+/// }
+/// let cookies = SessionCookies::new(Keyring::generate()?, HostTenant::under("example.test")?)
+///     .cookie(SessionCookie::https());
+/// let app: Router = Router::new()
+///     .route("/admin/", get(admin))
+///     .route_layer(SessionLayer::new(cookies));
+/// # Ok(()) }
+/// ```
+pub mod session {
+    pub use keystile_core::session::*;
+    pub use keystile_extractors::session::Session;
+    pub use keystile_middleware::session::{SessionCookies, SessionLayer};
+    pub use keystile_middleware::session_cookie::*;
+}
+
+/// Handoff links: minting ([`HandoffIssuer`](handoff::HandoffIssuer)) and
+/// redeeming ([`HandoffLayer`](handoff::HandoffLayer)).
+///
+/// ```
+/// use axum::Router;
+/// use keystile::Keyring;
+/// use keystile::handoff::HandoffLayer;
+/// use keystile::replay::MemoryReplayStore;
+/// use keystile::tenant::HostTenant;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let redeem = HandoffLayer::new(
+///     Keyring::generate()?,
+///     MemoryReplayStore::new(),
+///     HostTenant::under("localhost")?,
+/// );
+/// let app: Router = Router::new().layer(redeem);
+/// # Ok(()) }
+/// ```
+pub mod handoff {
+    pub use keystile_core::handoff::*;
+    pub use keystile_middleware::handoff::*;
+}
+
+/// Session-version freshness (break-glass revocation): the validator, its
+/// caches and fetchers, and [`SessionVersionLayer`](session_version::SessionVersionLayer).
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use keystile::session_version::{
+///     FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionLayer,
+///     SessionVersionValidator,
+/// };
+///
+/// let current = |_: FetchRequest<'_>| async { Ok::<u64, FetchError>(1) };
+/// let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), current);
+/// let app: Router = Router::new()
+///     .route("/api/me", get(|| async { "current" }))
+///     .route_layer(SessionVersionLayer::new(validator));
+/// // .route_layer(BearerLayer or SessionLayer) runs first.
+/// ```
+pub mod session_version {
+    pub use keystile_core::session_version::*;
+    pub use keystile_middleware::session_version::*;
+}
+
 #[cfg(doctest)]
-pub struct ReadmeDoctests;
+mod doctests {
+    /// The hardening guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/hardening.md")]
+    pub struct HardeningDoctests;
+
+    /// The architecture overview's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/architecture.md")]
+    pub struct ArchitectureDoctests;
+
+    /// The custom authenticator guide, compiled and run as doc tests.
+    #[doc = include_str!("../docs/custom-authenticator.md")]
+    pub struct CustomAuthenticatorDoctests;
+
+    /// The README's examples, compiled and run as doc tests.
+    #[doc = include_str!("../README.md")]
+    pub struct ReadmeDoctests;
+}

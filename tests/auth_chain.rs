@@ -7,20 +7,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::get;
-use keystile::api_key::{ApiKeyAdmin, KeyPrefix, MemoryApiKeyStore, NewApiKey};
-use keystile::bearer::{Grant, MemoryRevocationList, TokenLifecycle};
+use keystile::api_key::{ApiKeyAdmin, ApiKeys, KeyPrefix, MemoryApiKeyStore, NewApiKey};
+use keystile::auth::{AuthLayer, Principal};
+use keystile::bearer::{BearerTokens, Grant, MemoryRevocationList, TokenLifecycle};
 use keystile::clock::{Clock, SystemClock};
-use keystile::extract::{Principal, Session};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::{
-    ApiKeys, AuthLayer, BearerTokens, HostTenant, SessionCookies, SessionVersionLayer,
-};
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
-use keystile::session::{DEFAULT_SESSION_TTL, SessionClaims, SessionCodec};
-use keystile::session_version::{
-    FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionValidator,
+use keystile::session::{
+    DEFAULT_SESSION_TTL, Session, SessionClaims, SessionCodec, SessionCookies,
 };
+use keystile::session_version::{
+    FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionLayer,
+    SessionVersionValidator,
+};
+use keystile::tenant::HostTenant;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -38,7 +39,7 @@ struct Fixture {
     validator: SessionVersionValidator,
 }
 
-async fn whoami(Principal(who): Principal, session: Option<Session>) -> String {
+async fn whoami(who: Principal, session: Option<Session>) -> String {
     format!(
         "{} via {} session_extractor={}",
         who.subject,
@@ -97,7 +98,7 @@ async fn fixture(optional: bool) -> Fixture {
         .route(
             "/maybe",
             get(|who: Option<Principal>| async move {
-                who.map_or_else(|| "anonymous".to_owned(), |p| p.0.subject.to_string())
+                who.map_or_else(|| "anonymous".to_owned(), |p| p.subject.to_string())
             }),
         )
         // The layer added last runs first: the chain inserts the Principal

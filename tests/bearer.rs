@@ -18,14 +18,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use keystile::Scopes;
 use keystile::bearer::{
-    Claims as TokenClaims, Grant, LifecycleError, MemoryRevocationList, RedisRevocationList,
-    RevocationList, TokenError, TokenLifecycle,
+    Bearer, BearerLayer, BearerTokens, Claims, Grant, LifecycleError, MemoryRevocationList,
+    RedisRevocationList, RevocationList, TokenError, TokenLifecycle,
 };
 use keystile::clock::ManualClock;
-use keystile::extract::{Bearer, Claims};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::BearerLayer;
-use keystile::layers::BearerTokens;
 use keystile::replay::{MemoryReplayStore, RedisReplayStore, ReplayStore};
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
@@ -46,7 +43,7 @@ fn keyring() -> Keyring {
 /// One app instance: a resource route behind `BearerLayer`, and the token
 /// endpoints of a tiny issuer, sharing one lifecycle.
 fn app(tokens: TokenLifecycle) -> Router {
-    async fn me(Claims(claims): Claims, Bearer(raw): Bearer) -> Json<Value> {
+    async fn me(claims: Claims, Bearer(raw): Bearer) -> Json<Value> {
         Json(json!({
             "sub": claims.subject,
             "sv": claims.session_version,
@@ -56,7 +53,7 @@ fn app(tokens: TokenLifecycle) -> Router {
         }))
     }
     async fn maybe(claims: Option<Claims>) -> String {
-        claims.map_or_else(|| "anonymous".into(), |c| c.0.subject)
+        claims.map_or_else(|| "anonymous".into(), |c| c.subject)
     }
     async fn refresh(
         State(tokens): State<TokenLifecycle>,
@@ -320,14 +317,14 @@ async fn optional_mode_serves_anonymous_requests_but_refuses_bad_tokens() {
 async fn closure_verifier_behind_bearer_layer() {
     let verifier = |token: String| async move {
         match token.as_str() {
-            "opaque-123" => Ok(TokenClaims {
+            "opaque-123" => Ok(Claims {
                 subject: "svc:etl".into(),
-                ..TokenClaims::default()
+                ..Claims::default()
             }),
             _ => Err(TokenError::BadSignature),
         }
     };
-    async fn me(Claims(c): Claims) -> String {
+    async fn me(c: Claims) -> String {
         c.subject.clone()
     }
     let base = serve(
@@ -578,9 +575,7 @@ async fn jwt_issuers_verify_each_issuer_only_with_its_own_keys() {
     let router = Router::new()
         .route(
             "/api/me",
-            get(
-                |Claims(c): Claims| async move { Json(json!({"sub": c.subject, "iss": c.issuer})) },
-            ),
+            get(|c: Claims| async move { Json(json!({"sub": c.subject, "iss": c.issuer})) }),
         )
         .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(issuers))));
     let base = serve(router).await;

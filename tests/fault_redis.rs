@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::routing::get;
 use keystile::Scopes;
-use keystile::bearer::{Grant, RedisRevocationList, TokenLifecycle};
+use keystile::auth::Principal;
+use keystile::bearer::{BearerLayer, BearerTokens, Grant, RedisRevocationList, TokenLifecycle};
 use keystile::clock::ManualClock;
-use keystile::extract::Principal;
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::BearerTokens;
-use keystile::layers::{BearerLayer, SessionVersionLayer};
 use keystile::replay::{Redemption, RedisReplayStore, ReplayStore};
-use keystile::session_version::{FetchRequest, RedisSessionVersionCache, SessionVersionValidator};
+use keystile::session_version::{
+    FetchRequest, RedisSessionVersionCache, SessionVersionLayer, SessionVersionValidator,
+};
 use keystile::store::StoreError;
 
 use handoff_support::{client, mint_on, redeem_with, serve_app, set_cookie};
@@ -137,7 +137,7 @@ async fn bearer_instance(url: &str, clock: &ManualClock) -> (TokenLifecycle, Str
     let router = Router::new()
         .route(
             "/api/me",
-            get(|Principal(who): Principal| async move { who.subject.to_string() }),
+            get(|who: Principal| async move { who.subject.to_string() }),
         )
         .route_layer(SessionVersionLayer::new(validator))
         .route_layer(

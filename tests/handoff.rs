@@ -13,13 +13,12 @@ use axum::Router;
 use axum::routing::get;
 use cookie::SameSite;
 use keystile::clock::ManualClock;
-use keystile::extract::Session;
-use keystile::handoff::{Handoff, HandoffCodec};
+use keystile::handoff::{Handoff, HandoffCodec, HandoffLayer};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::SessionCookies;
-use keystile::layers::{HandoffLayer, HostTenant, SessionCookie, SessionLayer};
 use keystile::replay::{MemoryReplayStore, Redemption, ReplayStore};
+use keystile::session::{Session, SessionCookie, SessionCookies, SessionLayer};
 use keystile::store::StoreError;
+use keystile::tenant::HostTenant;
 use reqwest::StatusCode;
 
 use app::{AppConfig, app};

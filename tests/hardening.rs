@@ -27,14 +27,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use keystile::bearer::JwtVerifier;
+use keystile::bearer::{BearerLayer, BearerTokens, JwtVerifier};
 use keystile::clock::ManualClock;
-use keystile::handoff::{Handoff, HandoffCodec};
+use keystile::handoff::{Handoff, HandoffCodec, HandoffLayer};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::{BearerLayer, HandoffLayer, HostTenant, SessionLayer};
-use keystile::layers::{BearerTokens, SessionCookies};
 use keystile::replay::MemoryReplayStore;
-use keystile::session::{SessionClaims, SessionCodec};
+use keystile::session::{SessionClaims, SessionCodec, SessionCookies, SessionLayer};
+use keystile::tenant::HostTenant;
 use serde_json::json;
 use support::raw_http::{Answer, raw};
 use tokio::io::AsyncWriteExt as _;

@@ -16,19 +16,21 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use keystile::api_key::{
-    CachedApiKeyStore, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore, NewApiKey,
+    ApiKeyLayer, ApiKeys, CachedApiKeyStore, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore,
+    NewApiKey,
 };
-use keystile::bearer::{Grant, MemoryRevocationList, TokenLifecycle};
+use keystile::auth::Principal;
+use keystile::bearer::{BearerLayer, BearerTokens, Grant, MemoryRevocationList, TokenLifecycle};
 use keystile::clock::ManualClock;
-use keystile::extract::Principal;
-use keystile::handoff::{Handoff, HandoffCodec};
+use keystile::handoff::{Handoff, HandoffCodec, HandoffLayer};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, HostTenant, SessionVersionLayer};
-use keystile::layers::{ApiKeys, BearerTokens};
 use keystile::one_time::{MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
-use keystile::session_version::{FetchRequest, MemorySessionVersionCache, SessionVersionValidator};
+use keystile::session_version::{
+    FetchRequest, MemorySessionVersionCache, SessionVersionLayer, SessionVersionValidator,
+};
+use keystile::tenant::HostTenant;
 use tower::ServiceExt as _;
 
 /// The frozen time of the flood.
@@ -133,7 +135,7 @@ impl Target {
         let bearer = Router::new()
             .route(
                 "/api/me",
-                get(|Principal(who): Principal| async move { who.subject.to_string() }),
+                get(|who: Principal| async move { who.subject.to_string() }),
             )
             .route_layer(SessionVersionLayer::new(validator.clone()))
             .route_layer(BearerLayer::new(BearerTokens::new(Arc::new(

@@ -14,20 +14,19 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
 use http::{HeaderMap, HeaderValue, Request, header};
-use keystile::api_key::{KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
-use keystile::bearer::JwtVerifier;
-use keystile::bearer::jwt::sign_hs256;
+use keystile::api_key::{ApiKeyLayer, ApiKeys, KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
+use keystile::bearer::{BearerLayer, BearerTokens, JwtVerifier, jwt::sign_hs256};
+use keystile::handoff::HandoffLayer;
 use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::tenant::HostTenant;
-use keystile::layers::{ApiKeyLayer, BearerLayer, HandoffLayer, SessionLayer, SessionVersionLayer};
-use keystile::layers::{ApiKeys, BearerTokens, SessionCookies};
 use keystile::random::OsRandom;
 use keystile::replay::MemoryReplayStore;
-use keystile::session::{SessionClaims, SessionCodec};
+use keystile::session::{SessionClaims, SessionCodec, SessionCookies, SessionLayer};
 use keystile::session_version::{
-    FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionValidator,
+    FetchError, FetchRequest, MemorySessionVersionCache, SessionVersionLayer,
+    SessionVersionValidator,
 };
+use keystile::tenant::HostTenant;
 
 /// Keys in the API-key store, so the lookup is a real hash-map probe.
 pub const API_KEYS: usize = 10_000;

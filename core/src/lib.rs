@@ -16,9 +16,13 @@ pub mod clock;
 pub mod codec;
 pub mod dns;
 pub mod encoding;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 pub mod handoff;
 pub mod identity;
 pub mod keys;
+pub mod layers_seen;
 pub mod mac;
 pub mod one_time;
 pub mod random;

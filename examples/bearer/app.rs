@@ -32,18 +32,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use keystile::auth::credentials::bearer_token;
 use keystile::bearer::{
-    Claims, Grant, LifecycleError, MemoryRevocationList, RevocationList, TokenError, TokenLifecycle,
+    BearerLayer, BearerTokens, Claims, Grant, LifecycleError, MemoryRevocationList, RevocationList,
+    TokenError, TokenLifecycle,
 };
 use keystile::clock::{SharedClock, SystemClock};
-use keystile::extract::Claims as VerifiedClaims;
 use keystile::keys::Keyring;
-use keystile::layers::BearerTokens;
-use keystile::layers::credentials::bearer_token;
-use keystile::layers::{BearerLayer, SessionVersionLayer};
 use keystile::replay::{MemoryReplayStore, SharedReplayStore};
 use keystile::session_version::{
-    MemorySessionVersionCache, SessionVersionCache, SessionVersionValidator, UserinfoFetcher,
+    MemorySessionVersionCache, SessionVersionCache, SessionVersionLayer, SessionVersionValidator,
+    UserinfoFetcher,
 };
 use keystile::store::StoreError;
 use serde_json::{Value, json};
@@ -281,7 +280,7 @@ async fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn me(VerifiedClaims(claims): VerifiedClaims) -> Json<Value> {
+async fn me(claims: Claims) -> Json<Value> {
     Json(claims_json(&claims))
 }
 

@@ -22,14 +22,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use keystile::clock::{SharedClock, SystemClock};
-use keystile::extract::Session;
-use keystile::handoff::{Handoff, HandoffCodec, HandoffIssuer, Scheme, TenantOrigin};
+use keystile::handoff::{Handoff, HandoffCodec, HandoffIssuer, HandoffLayer, Scheme, TenantOrigin};
 use keystile::keys::Keyring;
-use keystile::layers::SessionCookies;
-use keystile::layers::{
-    HandoffLayer, HostTenant, SessionCookie, SessionLayer, TenantResolver, request_authority,
-};
 use keystile::replay::{MemoryReplayStore, SharedReplayStore};
+use keystile::session::{Session, SessionCookie, SessionCookies, SessionLayer};
+use keystile::tenant::{HostTenant, TenantResolver, request_authority};
 use tower::ServiceExt as _;
 
 /// The tenants the console lists.

@@ -40,9 +40,9 @@ use http::request::Parts;
 use keystile_core::api_key::ApiKeyRecord;
 use keystile_core::identity;
 use keystile_core::identity::AuthMethod;
-use keystile_middleware::layers_seen::LayersSeen;
+use keystile_core::layers_seen::LayersSeen;
 
-use crate::rejection::AuthRejection;
+use keystile_core::rejection::Rejection;
 
 /// The stored record of the API key that authenticated the request.
 #[derive(Debug, Clone)]
@@ -57,17 +57,17 @@ impl Deref for ApiKey {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiKey {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await?
-            .ok_or_else(|| AuthRejection::unauthenticated("ApiKey"))
+            .ok_or_else(|| Rejection::unauthenticated("ApiKey"))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for ApiKey {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -80,7 +80,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for ApiKey {
         match record {
             Some(record) => Ok(Some(Self(record.clone()))),
             None if LayersSeen::ran(&parts.extensions, AuthMethod::ApiKey) => Ok(None),
-            None => Err(AuthRejection::missing("ApiKey", AuthMethod::ApiKey)),
+            None => Err(Rejection::missing_layer(
+                "ApiKey",
+                LayersSeen::layer_name(AuthMethod::ApiKey),
+            )),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The [`Claims`] and [`Bearer`] extractors: what `BearerLayer` verified.
+//! The [`Bearer`] extractor, with the [`Claims`] extractor: what
+//! `BearerLayer` verified.
 //!
-//! - `Claims` yields the verified claims (subject, `sv`, scopes, custom
+//! - [`Claims`] (keystile-core's type, an extractor itself) yields the verified claims (subject, `sv`, scopes, custom
 //!   claims); `Bearer` yields the whole [`BearerToken`] — claims plus the raw
 //!   token, for calling the issuer on the caller's behalf.
 //! - As `Option<_>` they are `None` when `BearerLayer` ran in optional mode
@@ -11,13 +12,13 @@
 //!   `BearerLayer`: a programming error, never a silent 401.
 //!
 //! ```
-//! use axum::{Router, routing::get};
-//! use keystile_core::bearer::{Claims as TokenClaims, TokenError};
-//! use keystile_extractors::{Bearer, Claims};
 //! use std::sync::Arc;
+//! use axum::{Router, routing::get};
+//! use keystile_core::bearer::{Claims, TokenError};
+//! use keystile_extractors::Bearer;
 //! use keystile_middleware::bearer::{BearerLayer, BearerTokens};
 //!
-//! async fn me(Claims(claims): Claims) -> String {
+//! async fn me(claims: Claims) -> String {
 //!     format!("{} (sv {:?})", claims.subject, claims.session_version)
 //! }
 //!
@@ -27,7 +28,7 @@
 //!
 //! let verifier = |token: String| async move {
 //!     if token == "t0ken" {
-//!         Ok(TokenClaims { subject: "alice".into(), ..TokenClaims::default() })
+//!         Ok(Claims { subject: "alice".into(), ..Claims::default() })
 //!     } else {
 //!         Err(TokenError::BadSignature)
 //!     }
@@ -39,16 +40,19 @@
 //! ```
 
 use std::ops::Deref;
+
+#[cfg(doc)]
+use keystile_core::bearer::Claims;
 use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use keystile_core::bearer::{self, BearerToken};
+use keystile_core::bearer::BearerToken;
 use keystile_core::identity::AuthMethod;
 use keystile_core::identity::Principal;
-use keystile_middleware::layers_seen::LayersSeen;
+use keystile_core::layers_seen::LayersSeen;
 
-use crate::rejection::AuthRejection;
+use keystile_core::rejection::Rejection;
 
 /// The verified bearer token (claims and raw token) of the request.
 #[derive(Debug, Clone)]
@@ -62,73 +66,40 @@ impl Deref for Bearer {
     }
 }
 
-/// The verified claims of the request's bearer token.
-#[derive(Debug, Clone)]
-pub struct Claims(pub bearer::Claims);
-
-impl Deref for Claims {
-    type Target = bearer::Claims;
-
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
 /// The bearer token `BearerLayer` verified; `Ok(None)` when it ran and found
 /// none; the 500 when it did not run.
-fn verified(
-    parts: &Parts,
-    extractor: &'static str,
-) -> Result<Option<Arc<BearerToken>>, AuthRejection> {
+fn verified(parts: &Parts, extractor: &'static str) -> Result<Option<Arc<BearerToken>>, Rejection> {
     if let Some(token) = parts.extensions.get::<Principal>().and_then(|p| p.bearer()) {
         return Ok(Some(Arc::clone(token)));
     }
     if LayersSeen::ran(&parts.extensions, AuthMethod::Bearer) {
         Ok(None)
     } else {
-        Err(AuthRejection::missing(extractor, AuthMethod::Bearer))
+        Err(Rejection::missing_layer(
+            extractor,
+            LayersSeen::layer_name(AuthMethod::Bearer),
+        ))
     }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         verified(parts, "Bearer")?
             .map(Self)
-            .ok_or_else(|| AuthRejection::unauthenticated("Bearer"))
+            .ok_or_else(|| Rejection::unauthenticated("Bearer"))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Bearer {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(verified(parts, "Bearer")?.map(Self))
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Claims {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        verified(parts, "Claims")?
-            .map(|t| Self(t.claims.clone()))
-            .ok_or_else(|| AuthRejection::unauthenticated("Claims"))
-    }
-}
-
-impl<S: Send + Sync> OptionalFromRequestParts<S> for Claims {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(verified(parts, "Claims")?.map(|t| Self(t.claims.clone())))
     }
 }
 
@@ -141,7 +112,7 @@ mod tests {
     use http::header::AUTHORIZATION;
     use http::{Request, StatusCode};
     use http_body_util::BodyExt;
-    use keystile_core::bearer::TokenError;
+    use keystile_core::bearer::{self, TokenError};
     use keystile_middleware::bearer::BearerLayer;
     use tower::ServiceExt;
 
@@ -156,12 +127,12 @@ mod tests {
         }
     }
 
-    async fn required(Claims(c): Claims) -> String {
+    async fn required(c: bearer::Claims) -> String {
         c.subject
     }
 
-    async fn optional(c: Option<Claims>) -> String {
-        c.map_or_else(|| "nobody".into(), |c| c.0.subject)
+    async fn optional(c: Option<bearer::Claims>) -> String {
+        c.map_or_else(|| "nobody".into(), |c| c.subject)
     }
 
     async fn raw(Bearer(t): Bearer) -> String {

@@ -1,5 +1,6 @@
-//! keystile-extractors: axum extractors for the identities keystile layers
-//! verify.
+//! keystile-extractors: axum extractors for the credentials keystile layers
+//! verify. The verified `Principal` and a bearer token's `Claims` are
+//! extractors themselves (keystile-core, feature `axum`).
 //!
 //! Every extractor works as `Option<_>` too. Using one on a route without the
 //! layer it needs is a 500 whose detail names that layer: a programming error,
@@ -10,14 +11,10 @@
 
 pub mod api_key;
 pub mod bearer;
-pub mod principal;
-pub mod rejection;
 pub mod scoped;
 pub mod session;
 
 pub use api_key::ApiKey;
-pub use bearer::{Bearer, Claims};
-pub use principal::Principal;
-pub use rejection::AuthRejection;
+pub use bearer::Bearer;
 pub use scoped::{RequiredScope, Scoped};
 pub use session::Session;

@@ -1,7 +1,7 @@
 //! [`Scoped<S>`]: a scope requirement in the handler signature.
 //!
 //! `Scoped<ReportsRead>` yields the request's verified
-//! [`Principal`](keystile_core::identity::Principal) only if it holds the
+//! [`Principal`] only if it holds the
 //! scope `ReportsRead` names (exactly or through `*`); otherwise it answers
 //! 403 `insufficient_scope` with the scope in the challenge. It works with
 //! any auth layer; without one it is a 500 naming the missing layer, like
@@ -35,13 +35,10 @@ use std::ops::Deref;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
-use keystile_core::identity;
+use keystile_core::identity::{self, Principal};
 use keystile_core::rejection::{Reason, Rejection};
 
 use keystile_middleware::auth::Realm;
-
-use crate::principal::Principal;
-use crate::rejection::AuthRejection;
 
 /// A scope a handler requires, named at the type level.
 pub trait RequiredScope: Send + Sync + 'static {
@@ -105,10 +102,10 @@ impl<S: RequiredScope> fmt::Debug for Scoped<S> {
 }
 
 impl<St: Send + Sync, S: RequiredScope> FromRequestParts<St> for Scoped<S> {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Self::Rejection> {
-        let Principal(principal) =
+        let principal =
             <Principal as FromRequestParts<St>>::from_request_parts(parts, state).await?;
         if principal.scopes.allows(S::SCOPE) {
             Ok(Self {
@@ -116,17 +113,15 @@ impl<St: Send + Sync, S: RequiredScope> FromRequestParts<St> for Scoped<S> {
                 scope: PhantomData,
             })
         } else {
-            Err(AuthRejection(
-                Rejection::new(Reason::InsufficientScope, "Scoped")
-                    .with_challenge(Realm::of(&parts.extensions))
-                    .with_scope(S::SCOPE),
-            ))
+            Err(Rejection::new(Reason::InsufficientScope, "Scoped")
+                .with_challenge(Realm::of(&parts.extensions))
+                .with_scope(S::SCOPE))
         }
     }
 }
 
 impl<St: Send + Sync, S: RequiredScope> OptionalFromRequestParts<St> for Scoped<S> {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     /// `None` when nobody authenticated; a principal lacking the scope is
     /// still a 403, never silently `None`.
@@ -156,9 +151,9 @@ mod tests {
     use http::{Request, StatusCode};
     use keystile_core::api_key::{KeyPrefix, NewApiKey};
     use keystile_core::identity::AuthMethod;
+    use keystile_core::layers_seen::LayersSeen;
     use keystile_core::random::OsRandom;
     use keystile_core::scopes::Scopes;
-    use keystile_middleware::layers_seen::LayersSeen;
     use tower::ServiceExt;
 
     crate::scope!(

@@ -48,10 +48,10 @@ use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use http::request::Parts;
 use keystile_core::identity::AuthMethod;
 use keystile_core::identity::Principal;
+use keystile_core::layers_seen::LayersSeen;
 use keystile_core::session::SessionClaims;
-use keystile_middleware::layers_seen::LayersSeen;
 
-use crate::rejection::AuthRejection;
+use keystile_core::rejection::Rejection;
 
 /// The verified session of the request.
 #[derive(Debug, Clone)]
@@ -66,24 +66,27 @@ impl Deref for Session {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Session {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         <Self as OptionalFromRequestParts<S>>::from_request_parts(parts, state)
             .await?
-            .ok_or_else(|| AuthRejection::unauthenticated("Session"))
+            .ok_or_else(|| Rejection::unauthenticated("Session"))
     }
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Session {
-    type Rejection = AuthRejection;
+    type Rejection = Rejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         if !LayersSeen::ran(&parts.extensions, AuthMethod::Session) {
-            return Err(AuthRejection::missing("Session", AuthMethod::Session));
+            return Err(Rejection::missing_layer(
+                "Session",
+                LayersSeen::layer_name(AuthMethod::Session),
+            ));
         }
         Ok(parts
             .extensions

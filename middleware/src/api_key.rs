@@ -52,7 +52,7 @@ use keystile_core::store::StoreError;
 
 use crate::auth::{AuthLayer, Authenticator, Outcome, Realm};
 use crate::credentials::{KeyHeader, api_key_in};
-use crate::layers_seen::LayersSeen;
+use keystile_core::layers_seen::LayersSeen;
 
 const SOURCE: &str = "ApiKeyLayer";
 

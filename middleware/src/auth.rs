@@ -34,7 +34,7 @@
 //! use keystile_core::identity::{AuthMethod, Principal};
 //! use keystile_core::rejection::{Reason, Rejection};
 //! use keystile_middleware::auth::{AuthLayer, Authenticator, Outcome};
-//! use keystile_middleware::layers_seen::LayersSeen;
+//! use keystile_core::layers_seen::LayersSeen;
 //!
 //! struct ClientCertificate;
 //!
@@ -72,7 +72,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::Extensions;
 use http::Request;
 use http::request::Parts;
@@ -81,8 +81,7 @@ use keystile_core::rejection::{Reason, Rejection};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::layers_seen::LayersSeen;
-use crate::response::rejection_response;
+use keystile_core::layers_seen::LayersSeen;
 
 /// The realm challenges name unless a layer sets one.
 pub const DEFAULT_REALM: &str = "api";
@@ -238,7 +237,10 @@ impl<A: Authenticator> Config<A> {
                 if self.seen.methods() != [principal.method()] {
                     self.seen.mark_all(&mut request.extensions);
                 }
-                LayersSeen::admit(&mut request.extensions, principal);
+                // Named on the current span (subject and method, never the
+                // credential), where the access log finds it.
+                crate::access_log::record_principal(&principal);
+                request.extensions.insert(principal);
                 Ok(())
             }
             Outcome::Absent if self.optional => {
@@ -332,7 +334,7 @@ where
             let (mut parts, body) = request.into_parts();
             match config.authenticate(&mut parts).await {
                 Ok(()) => inner.call(Request::from_parts(parts, body)).await,
-                Err(rejection) => Ok(rejection_response(rejection)),
+                Err(rejection) => Ok(IntoResponse::into_response(rejection)),
             }
         })
     }

@@ -54,7 +54,7 @@ use keystile_core::rejection::{Reason, Rejection};
 
 use crate::auth::{AuthLayer, Authenticator, Outcome, Realm};
 use crate::credentials::bearer_token;
-use crate::layers_seen::LayersSeen;
+use keystile_core::layers_seen::LayersSeen;
 
 const SOURCE: &str = "BearerLayer";
 

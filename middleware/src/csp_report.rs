@@ -52,7 +52,6 @@ use serde_json::Value;
 
 use crate::access_log::AccessLog;
 use crate::client_ip::ClientIp;
-use crate::response::rejection_response;
 
 const SOURCE: &str = "CspReports";
 
@@ -187,7 +186,7 @@ impl CspReports {
     pub async fn handle(&self, request: Request<Body>) -> Response {
         match self.config.read(request).await {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(rejection) => rejection_response(rejection),
+            Err(rejection) => IntoResponse::into_response(rejection),
         }
     }
 }

@@ -60,7 +60,7 @@
 //!     .with_landing("/admin/".parse()?);
 //! let sessions = SessionLayer::new(SessionCookies::new(keyring, tenants).cookie(cookie));
 //!
-//! // Handlers usually take `keystile::extract::Session`; the layer inserts a Principal.
+//! // Handlers usually take `keystile::session::Session`; the layer inserts a Principal.
 //! async fn admin(Extension(who): Extension<Principal>) -> String {
 //!     format!("hello {}", who.subject)
 //! }
@@ -80,7 +80,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Query;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use http::header::{ALLOW, CACHE_CONTROL, LOCATION, REFERRER_POLICY, SET_COOKIE};
 use http::request::Parts;
@@ -96,7 +96,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 use zeroize::Zeroizing;
 
-use crate::response::rejection_response;
 use crate::session_cookie::SessionCookie;
 use crate::tenant::{SharedTenantResolver, TenantResolver, request_authority};
 
@@ -299,7 +298,7 @@ impl Config {
             Ok(response) => response,
             Err(rejection) => {
                 let method_not_allowed = rejection.status() == StatusCode::METHOD_NOT_ALLOWED;
-                let mut response = rejection_response(rejection);
+                let mut response = IntoResponse::into_response(rejection);
                 if method_not_allowed {
                     response
                         .headers_mut()

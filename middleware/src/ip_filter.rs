@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
 use http::{Request, StatusCode};
 use keystile_core::rejection::{Reason, Rejection};
@@ -49,7 +49,6 @@ use tower_service::Service;
 
 use crate::cidr::{CidrError, CidrSet};
 use crate::client_ip::{ClientIp, ClientIpError};
-use crate::response::rejection_response;
 
 const SOURCE: &str = "IpFilterLayer";
 
@@ -157,7 +156,7 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         match self.config.check(&request) {
             Ok(()) => Either::Left(self.inner.call(request)),
-            Err(rejection) => Either::Right(ready(Ok(rejection_response(rejection)))),
+            Err(rejection) => Either::Right(ready(Ok(IntoResponse::into_response(rejection)))),
         }
     }
 }

@@ -49,8 +49,6 @@ use tower_http::request_id::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::response::rejection_response;
-
 /// The `X-Request-Id` header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -289,7 +287,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
             .and_then(|id| id.header_value().to_str().ok())
             .map(|id| Self(id.to_owned()))
             .ok_or_else(|| {
-                rejection_response(
+                IntoResponse::into_response(
                     Rejection::new(Reason::MissingLayer, "RequestId")
                         .with_detail("RequestId needs RequestIdLayer on the route"),
                 )
@@ -371,7 +369,7 @@ mod tests {
         async fn body_with(change: fn(&mut Response)) -> String {
             let service =
                 RequestIdLayer::new().layer(tower::service_fn(move |_: Request<Body>| {
-                    let mut response = crate::response::rejection_response(Rejection::new(
+                    let mut response = IntoResponse::into_response(Rejection::new(
                         Reason::MissingCredentials,
                         "test",
                     ));

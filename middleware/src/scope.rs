@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::{Either, Ready, ready};
 use http::Request;
 use keystile_core::identity::Principal;
@@ -45,8 +45,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::Realm;
-use crate::layers_seen::LayersSeen;
-use crate::response::rejection_response;
+use keystile_core::layers_seen::LayersSeen;
 
 const SOURCE: &str = "RequireScopeLayer";
 
@@ -182,7 +181,7 @@ where
                 let mut inner = std::mem::replace(&mut self.inner, clone);
                 Either::Left(inner.call(req))
             }
-            Err(rejection) => Either::Right(ready(Ok(rejection_response(rejection)))),
+            Err(rejection) => Either::Right(ready(Ok(IntoResponse::into_response(rejection)))),
         }
     }
 }

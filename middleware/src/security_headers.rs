@@ -79,7 +79,6 @@ use tower_service::Service;
 
 use crate::client_ip::ClientIp;
 use crate::csp::{Csp, Directive, REPORTING_ENDPOINTS};
-use crate::response::rejection_response;
 
 /// The locked-down `Permissions-Policy` of the presets: features a page
 /// rarely needs and an attacker's script would like, off for every origin.
@@ -393,7 +392,7 @@ impl<S: Send + Sync> FromRequestParts<S> for CspNonce {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         parts.extensions.get::<CspNonce>().cloned().ok_or_else(|| {
-            rejection_response(
+            IntoResponse::into_response(
                 Rejection::new(Reason::MissingLayer, "CspNonce").with_detail(
                     "CspNonce needs SecurityHeadersLayer with a Csp built with `.nonce()`",
                 ),
@@ -428,7 +427,7 @@ where
                 Err(rejection) => {
                     return ResponseFuture {
                         state: State::Refused {
-                            response: Some(rejection_response(rejection)),
+                            response: Some(IntoResponse::into_response(rejection)),
                         },
                         config: Arc::clone(&self.config),
                         https,

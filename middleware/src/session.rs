@@ -57,9 +57,9 @@ use keystile_core::rejection::{Reason, Rejection};
 use keystile_core::session::SessionCodec;
 
 use crate::auth::{AuthLayer, Authenticator, Outcome};
-use crate::layers_seen::LayersSeen;
 use crate::session_cookie::SessionCookie;
 use crate::tenant::{SharedTenantResolver, TenantResolver, request_authority};
+use keystile_core::layers_seen::LayersSeen;
 
 const SOURCE: &str = "SessionLayer";
 

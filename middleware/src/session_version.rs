@@ -49,7 +49,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use http::Request;
 use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::session_version::{FetchRequest, FreshnessError, SessionVersionValidator};
@@ -58,8 +58,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::auth::{Realm, ResponseFuture};
-use crate::layers_seen::LayersSeen;
-use crate::response::rejection_response;
+use keystile_core::layers_seen::LayersSeen;
 
 const NAME: &str = "SessionVersionLayer";
 
@@ -158,7 +157,7 @@ where
         Box::pin(async move {
             match check(&layer, principal, any_layer, realm).await {
                 Ok(()) => inner.call(request).await,
-                Err(rejection) => Ok(rejection_response(rejection)),
+                Err(rejection) => Ok(IntoResponse::into_response(rejection)),
             }
         })
     }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use axum::body::Body;
 use http::Request;
 use keystile_core::identity::{AuthMethod, Principal};
+use keystile_core::layers_seen::LayersSeen;
 use keystile_middleware::auth::AuthLayer;
-use keystile_middleware::layers_seen::LayersSeen;
 use keystile_middleware::{ApiKeys, BearerTokens, HostTenant, SessionCookies};
 
 const NOW: u64 = 1_700_000_000;

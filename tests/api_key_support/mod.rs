@@ -15,11 +15,11 @@ use axum::{Json, Router};
 #[cfg(feature = "postgres")]
 use keystile::api_key::PostgresApiKeyStore;
 use keystile::api_key::{
-    ApiKeyAdmin, ApiKeyRecord, KeyPrefix, LastUsedRecorder, MintedKey, NewApiKey,
+    ApiKey, ApiKeyAdmin, ApiKeyLayer, ApiKeyRecord, ApiKeys, KeyPrefix, LastUsedRecorder,
+    MintedKey, NewApiKey,
 };
+use keystile::auth::{RequireScopeLayer, Scoped};
 use keystile::clock::{Clock as _, ManualClock};
-use keystile::extract::{ApiKey, Scoped};
-use keystile::layers::{ApiKeyLayer, ApiKeys, RequireScopeLayer};
 use keystile::random::OsRandom;
 use keystile::scopes::Scopes;
 use serde_json::{Value, json};
@@ -33,7 +33,7 @@ use crate::support::{database_url, unique};
 pub const REALM: &str = "keystile-test";
 pub const NOW: u64 = 1_700_000_000;
 
-keystile::extract::scope!(
+keystile::auth::scope!(
     /// The typed scope the `/typed` route requires.
     pub ReportsRead = "reports:read"
 );

@@ -24,16 +24,15 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use keystile::api_key::{KeyDigest, KeyPrefix};
-use keystile::bearer::JwtVerifier;
-use keystile::bearer::jwt::sign_hs256;
+use keystile::auth::credentials;
+use keystile::bearer::{JwtVerifier, jwt::sign_hs256};
 use keystile::clock::ManualClock;
 use keystile::codec::{Purpose, SignedCodec};
 use keystile::handoff::{Handoff, HandoffCodec};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::layers::{SessionCookie, credentials};
 use keystile::one_time::{MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
 use keystile::random::RandomError;
-use keystile::session::{SessionClaims, SessionCodec};
+use keystile::session::{SessionClaims, SessionCodec, SessionCookie};
 
 /// The fixed time every fixture token is minted at and verified at.
 pub const T0: u64 = 1_700_000_000;

@@ -15,15 +15,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use keystile::auth::{LayersSeen, Principal, credentials::bearer_token};
 use keystile::bearer::{BearerToken, Claims};
-use keystile::extract::Principal;
 use keystile::identity;
 use keystile::identity::AuthMethod;
-use keystile::layers::SessionVersionLayer;
-use keystile::layers::credentials::bearer_token;
-use keystile::layers::layers_seen::LayersSeen;
 use keystile::session::SessionClaims;
-use keystile::session_version::SessionVersionValidator;
+use keystile::session_version::{SessionVersionLayer, SessionVersionValidator};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
@@ -206,7 +203,7 @@ async fn session_stand_in(mut request: Request, next: Next) -> Response {
     next.run(request).await
 }
 
-async fn me(Principal(who): Principal) -> String {
+async fn me(who: Principal) -> String {
     format!("{} sv={:?}", who.subject, who.session_version)
 }
 

@@ -1,6 +1,6 @@
 //! Which kinds of authentication ran on a request.
 //!
-//! Every [`AuthLayer`](crate::auth::AuthLayer) marks the request with the
+//! Every auth layer (keystile's `AuthLayer`) marks the request with the
 //! [`AuthMethod`]s its authenticator admits by, whether or not it found
 //! credentials. Extractors use the mark to tell "this route has no such
 //! layer" (a programming error: 500 naming the layer) from "the layer ran
@@ -13,7 +13,7 @@
 //! ```
 //! use http::Extensions;
 //! use keystile_core::identity::AuthMethod;
-//! use keystile_middleware::layers_seen::LayersSeen;
+//! use keystile_core::layers_seen::LayersSeen;
 //!
 //! let mut extensions = Extensions::new();
 //! LayersSeen::mark(&mut extensions, AuthMethod::ApiKey);
@@ -22,8 +22,8 @@
 //! assert!(LayersSeen::any(&extensions));
 //! ```
 
+use crate::identity::{AuthMethod, Principal};
 use http::Extensions;
-use keystile_core::identity::{AuthMethod, Principal};
 
 /// The authentication methods whose layers ran, kept in request extensions.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,14 +68,6 @@ impl LayersSeen {
                 .is_some_and(|seen| seen.0.contains(&method))
     }
 
-    /// Inserts the [`Principal`] an auth layer verified, and names it (its
-    /// subject and method, never the credential) on the current `tracing`
-    /// span, where the access log finds it.
-    pub fn admit(extensions: &mut Extensions, principal: Principal) {
-        crate::access_log::record_principal(&principal);
-        extensions.insert(principal);
-    }
-
     /// Whether any auth layer ran on this request.
     pub fn any(extensions: &Extensions) -> bool {
         extensions.get::<Principal>().is_some()
@@ -99,7 +91,7 @@ impl LayersSeen {
 mod tests {
     use std::sync::Arc;
 
-    use keystile_core::session::SessionClaims;
+    use crate::session::SessionClaims;
 
     use super::*;
 
