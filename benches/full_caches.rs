@@ -60,7 +60,7 @@ fn main() {
 
     // Every lookup is an unknown digest: a miss on the (empty) backing store
     // and an insert into a negative cache of FULL entries.
-    let keys = CachedApiKeyStore::new(MemoryApiKeyStore::new()).with_negative_capacity(FULL);
+    let keys = CachedApiKeyStore::new(MemoryApiKeyStore::new()).negative_capacity(FULL);
     for i in 0..FULL {
         lookup(&keys, &KeyDigest::of(&format!("seed-{i}")));
     }

@@ -111,7 +111,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .merge(
             Router::new()
                 .route("/reports", get(list_reports))
-                .route_layer(RequireScopeLayer::new("reports:read")),
+                .route_layer(RequireScopeLayer::new("reports:read")?),
         )
         .route("/reports", post(create_report))
         // route_layer: unknown paths stay 404 rather than 401.

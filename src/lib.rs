@@ -64,7 +64,7 @@ pub use keystile_middleware::{
 /// }
 /// let app: Router = Router::new()
 ///     .route("/whoami", get(whoami))
-///     .route_layer(RequireScopeLayer::new("reports:read"));
+///     .route_layer(RequireScopeLayer::new("reports:read").expect("a valid scope"));
 /// // .route_layer(an AuthLayer) runs first and inserts the Principal.
 /// ```
 pub mod auth {
@@ -74,7 +74,7 @@ pub mod auth {
     pub use keystile_extractors::scoped::{RequiredScope, Scoped};
     pub use keystile_middleware::auth::*;
     pub use keystile_middleware::credentials;
-    pub use keystile_middleware::scope::{RequireScope, RequireScopeLayer};
+    pub use keystile_middleware::scope::{InvalidScope, RequireScope, RequireScopeLayer};
 }
 
 /// API keys: minting, stores, [`ApiKeyLayer`](api_key::ApiKeyLayer) and the

@@ -387,7 +387,7 @@ async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
     let counting = counting(env.store.clone());
     let cached: Arc<dyn ApiKeyAdmin> = Arc::new(
         CachedApiKeyStore::new(counting.clone())
-            .with_clock(env.clock.shared())
+            .clock(env.clock.shared())
             .with_max_staleness(Duration::from_secs(30)),
     );
     let base = env.serve(cached).await;

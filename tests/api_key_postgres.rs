@@ -34,7 +34,7 @@ async fn unreachable_database_from_the_start_is_503() {
         .acquire_timeout(Duration::from_millis(500))
         .connect_lazy_with(options);
     let clock = ManualClock::at_unix(NOW);
-    let store = Arc::new(PostgresApiKeyStore::new(pool).with_clock(clock.shared()));
+    let store = Arc::new(PostgresApiKeyStore::new(pool).clock(clock.shared()));
     let (key, _) = keystile::api_key::NewApiKey::new(
         keystile::api_key::KeyPrefix::new("sk_test").unwrap(),
         "acme",

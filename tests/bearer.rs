@@ -120,8 +120,8 @@ fn lifecycle(
 }
 
 async fn memory_instance(clock: &ManualClock) -> (TokenLifecycle, String) {
-    let replay = Arc::new(MemoryReplayStore::new().with_clock(clock.shared()));
-    let revocations = Arc::new(MemoryRevocationList::new().with_clock(clock.shared()));
+    let replay = Arc::new(MemoryReplayStore::new().clock(clock.shared()));
+    let revocations = Arc::new(MemoryRevocationList::new().clock(clock.shared()));
     let tokens = lifecycle(clock, replay, revocations);
     let base = serve(app(tokens.clone())).await;
     (tokens, base)
@@ -206,9 +206,7 @@ async fn bad_tokens_are_401_invalid_token_with_their_reason() {
     let tampered = format!("{head}.{}", keystile::encoding::encode(&signature));
 
     let other_audience = TokenLifecycle::builder(keyring())
-        .replay_store(Arc::new(
-            MemoryReplayStore::new().with_clock(clock.shared()),
-        ))
+        .replay_store(Arc::new(MemoryReplayStore::new().clock(clock.shared())))
         .revocation_list(Arc::new(MemoryRevocationList::new()))
         .clock(clock.shared())
         .issuer("https://idp.test")
@@ -441,7 +439,7 @@ async fn fleet(clock: &ManualClock) -> [(TokenLifecycle, String); 2] {
         let revocations = Arc::new(
             RedisRevocationList::new(conn)
                 .with_prefix(revoked_prefix.clone())
-                .with_clock(clock.shared()),
+                .clock(clock.shared()),
         );
         let tokens = lifecycle(clock, replay, revocations);
         let base = serve(app(tokens.clone())).await;
@@ -494,13 +492,13 @@ async fn revocation_list_down_fails_closed_with_503() {
     let conn = redis_connection(&redis.url()).await;
     let revocations = Arc::new(
         RedisRevocationList::new(conn.clone())
-            .with_timeout(Duration::from_millis(500))
-            .with_clock(clock.shared()),
+            .timeout(Duration::from_millis(500))
+            .clock(clock.shared()),
     );
     let replay = Arc::new(
         RedisReplayStore::new(conn)
             .with_prefix(support::unique("replay"))
-            .with_timeout(Duration::from_millis(500)),
+            .timeout(Duration::from_millis(500)),
     );
     let tokens = lifecycle(&clock, replay, revocations);
     let base = serve(app(tokens.clone())).await;

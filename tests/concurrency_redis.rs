@@ -126,7 +126,7 @@ async fn one_refresh_token_raced_by_500_tasks_on_two_instances_mints_one_pair() 
             .await
             .unwrap_or_else(|e| panic!("Redis must be reachable for this test: {e}"))
             .with_prefix(revoked_prefix.clone())
-            .with_clock(clock.shared());
+            .clock(clock.shared());
         let tokens = TokenLifecycle::builder(keyring())
             .replay_store(Arc::new(replay_store(&replay_prefix).await))
             .revocation_list(Arc::new(revocations))
@@ -217,7 +217,7 @@ async fn invalidation_racing_with_fetches_never_leaves_the_old_version_cached() 
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         let fetcher = UserinfoFetcher::new(&idp.userinfo_url)
             .unwrap()
-            .with_client(client);
+            .client(client);
         let validator = SessionVersionValidator::new(cache, fetcher);
         servers.push(ResourceServer::start(validator.clone()).await);
         validators.push(validator);

@@ -25,7 +25,7 @@ const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 async fn app_behind(proxy: &Proxy, tag: &str) -> (TestSchema, String, String) {
     let schema = TestSchema::create_via(tag, &proxy.url_for(&support::database_url())).await;
     let clock = ManualClock::at_unix(NOW);
-    let store = Arc::new(schema.store(&clock).with_timeout(STORE_TIMEOUT));
+    let store = Arc::new(schema.store(&clock).timeout(STORE_TIMEOUT));
     let (key, _) = mint(&*store, "*", None).await;
     let base = serve(app(store, &clock, None)).await;
     (schema, key.as_str().to_owned(), base)

@@ -49,7 +49,7 @@ async fn replay_store(url: &str) -> RedisReplayStore {
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
         .with_prefix(format!("{}:", support::unique("fault_replay")))
-        .with_timeout(COMMAND_TIMEOUT)
+        .timeout(COMMAND_TIMEOUT)
 }
 
 /// The handoff example app on its own port, burning ids in `store`.
@@ -113,8 +113,8 @@ async fn bearer_instance(url: &str, clock: &ManualClock) -> (TokenLifecycle, Str
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
         .with_prefix(format!("{}:", support::unique("fault_revoked")))
-        .with_timeout(COMMAND_TIMEOUT)
-        .with_clock(clock.shared());
+        .timeout(COMMAND_TIMEOUT)
+        .clock(clock.shared());
     let tokens = TokenLifecycle::builder(keyring())
         .replay_store(Arc::new(replay_store(url).await))
         .revocation_list(Arc::new(revocations))

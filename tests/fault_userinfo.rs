@@ -45,8 +45,8 @@ async fn resource_server(idp: &Idp) -> ResourceServer {
         .unwrap();
     let fetcher = UserinfoFetcher::new(&idp.userinfo_url)
         .unwrap()
-        .with_client(client)
-        .with_timeout(FETCH_TIMEOUT);
+        .client(client)
+        .timeout(FETCH_TIMEOUT);
     let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), fetcher);
     ResourceServer::start(validator).await
 }

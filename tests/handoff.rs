@@ -186,8 +186,8 @@ async fn https_deployment_sets_a_secure_host_prefixed_cookie() {
         ))
         .layer(
             HandoffLayer::new(ring.clone(), MemoryReplayStore::new(), tenants)
-                .with_cookie(cookie)
-                .with_landing("/admin/".parse().unwrap()),
+                .cookie(cookie)
+                .landing("/admin/".parse().unwrap()),
         );
     let (listener, port) = listener().await;
     serve(listener, router);

@@ -88,7 +88,7 @@ async fn redis_store_sets_the_key_once_with_an_absolute_expiry() {
 async fn own_store(redis: &ThrowawayRedis, prefix: &str) -> RedisReplayStore {
     store_at(&redis.url(), prefix)
         .await
-        .with_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_millis(500))
 }
 
 #[tokio::test]

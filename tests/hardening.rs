@@ -76,11 +76,10 @@ async fn tenants() -> Tenants {
             SessionCookies::new(ring.clone(), hosts.clone()).clock(clock.shared()),
         ))
         .layer(
-            HandoffLayer::new(ring.clone(), MemoryReplayStore::new(), hosts)
-                .with_clock(clock.shared()),
+            HandoffLayer::new(ring.clone(), MemoryReplayStore::new(), hosts).clock(clock.shared()),
         );
     let session = SessionCodec::new(ring.clone())
-        .with_clock(clock.shared())
+        .clock(clock.shared())
         .issue(
             &SessionClaims {
                 subject: "admin@acme".into(),

@@ -80,7 +80,7 @@ async fn mismatched_binding_consumes_nothing_across_instances() {
 #[tokio::test]
 async fn token_presented_after_its_clock_expiry_is_expired_then_gone() {
     let clock = ManualClock::starting_now();
-    let (a, b) = two_instances(OneTimeConfig::default().with_clock(clock.shared())).await;
+    let (a, b) = two_instances(OneTimeConfig::default().clock(clock.shared())).await;
     let token = a.issue(ALICE).await.unwrap();
     clock.advance(Duration::from_millis(29_999));
     assert_eq!(b.pending().await.unwrap(), 1);
@@ -101,7 +101,7 @@ async fn redis_drops_an_unused_token_at_its_px_expiry() {
     let store = store_with(
         &support::unique("onetime_px"),
         OneTimeConfig::default()
-            .with_clock(SystemClock::shared())
+            .clock(SystemClock::shared())
             .with_ttl(Duration::from_millis(150)),
     )
     .await;
@@ -139,7 +139,7 @@ async fn expired_tokens_free_their_slots() {
     let clock = ManualClock::starting_now();
     let (a, b) = two_instances(
         OneTimeConfig::default()
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .with_max_pending(2),
     )
     .await;
@@ -157,7 +157,7 @@ async fn expired_tokens_free_their_slots() {
 #[tokio::test]
 async fn revoked_token_is_not_pending_on_any_instance() {
     let clock = ManualClock::starting_now();
-    let (a, b) = two_instances(OneTimeConfig::default().with_clock(clock.shared())).await;
+    let (a, b) = two_instances(OneTimeConfig::default().clock(clock.shared())).await;
     let token = a.issue(ALICE).await.unwrap();
     b.revoke(token.expose_secret()).await.unwrap();
     assert!(matches!(
@@ -181,8 +181,7 @@ async fn revoked_token_is_not_pending_on_any_instance() {
 async fn colliding_draws_are_retried_until_a_free_value() {
     let draws = Arc::new(AtomicU32::new(0));
     let (a, _) =
-        two_instances(OneTimeConfig::default().with_random(repeating_source(4, draws.clone())))
-            .await;
+        two_instances(OneTimeConfig::default().random(repeating_source(4, draws.clone()))).await;
     let first = a.issue(ALICE).await.unwrap();
     let second = a.issue(ALICE).await.unwrap();
     assert_eq!(draws.load(Ordering::SeqCst), 5);
@@ -193,10 +192,9 @@ async fn colliding_draws_are_retried_until_a_free_value() {
 #[tokio::test]
 async fn collisions_across_instances_exhaust_after_sixteen_attempts() {
     let draws = Arc::new(AtomicU32::new(0));
-    let (a, b) = two_instances(
-        OneTimeConfig::default().with_random(repeating_source(u32::MAX, draws.clone())),
-    )
-    .await;
+    let (a, b) =
+        two_instances(OneTimeConfig::default().random(repeating_source(u32::MAX, draws.clone())))
+            .await;
     a.issue(ALICE).await.unwrap();
     assert!(matches!(
         b.issue(BOB).await,
@@ -209,7 +207,7 @@ async fn collisions_across_instances_exhaust_after_sixteen_attempts() {
 #[tokio::test]
 async fn failing_random_source_issues_nothing() {
     let failing: SharedRandom = Arc::new(|_: &mut [u8]| Err(RandomError("no entropy".into())));
-    let (a, _) = two_instances(OneTimeConfig::default().with_random(failing)).await;
+    let (a, _) = two_instances(OneTimeConfig::default().random(failing)).await;
     assert!(matches!(
         a.issue(ALICE).await,
         Err(OneTimeError::Randomness(_))
@@ -333,7 +331,7 @@ async fn redis_going_away_fails_closed_and_admits_nothing() {
     .expect("Redis must be reachable through the proxy")
     .with_prefix(&support::unique("onetime_down"))
     .unwrap()
-    .with_command_timeout(Duration::from_millis(500));
+    .command_timeout(Duration::from_millis(500));
     let token = store.issue(ALICE).await.unwrap();
 
     proxy.cut();

@@ -23,13 +23,13 @@ fn userinfo(url: &str) -> UserinfoFetcher {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    UserinfoFetcher::new(url).unwrap().with_client(client)
+    UserinfoFetcher::new(url).unwrap().client(client)
 }
 
 /// An IdP, and a resource server with an in-memory cache on `clock`.
 async fn setup(clock: &ManualClock) -> (Idp, SessionVersionValidator, ResourceServer) {
     let idp = Idp::start().await;
-    let cache = MemorySessionVersionCache::new().with_clock(clock.shared());
+    let cache = MemorySessionVersionCache::new().clock(clock.shared());
     let validator = SessionVersionValidator::new(cache, userinfo(&idp.userinfo_url));
     let server = ResourceServer::start(validator.clone()).await;
     (idp, validator, server)
@@ -193,7 +193,7 @@ async fn an_unreachable_userinfo_endpoint_is_503() {
 async fn a_userinfo_endpoint_slower_than_the_timeout_is_503() {
     let idp = Idp::start().await;
     idp.set_mode(Mode::Hang);
-    let fetcher = userinfo(&idp.userinfo_url).with_timeout(Duration::from_millis(200));
+    let fetcher = userinfo(&idp.userinfo_url).timeout(Duration::from_millis(200));
     let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), fetcher);
     let server = ResourceServer::start(validator).await;
     assert_unavailable(server.me(&client(), &token("alice", Some(1))).await).await;

@@ -27,7 +27,7 @@ fn userinfo(idp: &Idp) -> UserinfoFetcher {
         .unwrap();
     UserinfoFetcher::new(&idp.userinfo_url)
         .unwrap()
-        .with_client(client)
+        .client(client)
 }
 
 /// A Redis cache on the shared server under a prefix and channel of its own.
@@ -44,7 +44,7 @@ async fn redis_cache(url: &str, namespace: &str) -> RedisSessionVersionCache {
 /// An in-process tier whose TTL is far longer than the test, so only an
 /// invalidation can explain a refusal.
 fn long_lived_memory() -> MemorySessionVersionCache {
-    MemorySessionVersionCache::new().with_ttl(Duration::from_secs(3_600))
+    MemorySessionVersionCache::new().ttl(Duration::from_secs(3_600))
 }
 
 /// A proxy of this test's own in front of the test Redis.

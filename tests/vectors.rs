@@ -364,7 +364,7 @@ fn handoff_codec() -> HandoffCodec {
     };
     HandoffCodec::new(keyring())
         .with_clock(clock().shared())
-        .with_random(std::sync::Arc::new(fixed))
+        .random(std::sync::Arc::new(fixed))
 }
 
 fn handoff_cases() -> Vec<Case> {
@@ -383,7 +383,7 @@ fn handoff_cases() -> Vec<Case> {
     };
     let signed = |dat: Value| sign_json(&key(0x11), P, &envelope(T0 - 5, T0 + 55, dat));
     let session_value = SessionCodec::new(keyring())
-        .with_clock(clock().shared())
+        .clock(clock().shared())
         .issue(&session_claims(AUDIENCE), Duration::from_secs(60))
         .expect("issue");
     vec![
@@ -512,7 +512,7 @@ fn session_claims(tenant: &str) -> SessionClaims {
 }
 
 fn session_codec() -> SessionCodec {
-    SessionCodec::new(keyring()).with_clock(clock().shared())
+    SessionCodec::new(keyring()).clock(clock().shared())
 }
 
 fn session_cases() -> Vec<Case> {

@@ -95,22 +95,20 @@ impl Target {
             versions = versions.with_capacity(bound);
             revocations = revocations.with_capacity(bound);
             one_time = one_time.with_max_pending(bound);
-            api_keys = api_keys.with_capacity(bound).with_negative_capacity(bound);
+            api_keys = api_keys.with_capacity(bound).negative_capacity(bound);
         }
-        let replay = Arc::new(replay.with_clock(clock.shared()));
-        let versions = Arc::new(versions.with_clock(clock.shared()));
-        let revocations = Arc::new(revocations.with_clock(clock.shared()));
-        let one_time = Arc::new(MemoryOneTimeStore::new(one_time.with_clock(clock.shared())));
-        let api_keys = Arc::new(api_keys.with_clock(clock.shared()));
+        let replay = Arc::new(replay.clock(clock.shared()));
+        let versions = Arc::new(versions.clock(clock.shared()));
+        let revocations = Arc::new(revocations.clock(clock.shared()));
+        let one_time = Arc::new(MemoryOneTimeStore::new(one_time.clock(clock.shared())));
+        let api_keys = Arc::new(api_keys.clock(clock.shared()));
         let last_used = match bound {
             Some(bound) => LastUsedRecorder::with_max_pending(api_keys.clone(), bound),
             None => LastUsedRecorder::new(api_keys.clone()),
         };
 
         let tokens = TokenLifecycle::builder(keyring.clone())
-            .replay_store(Arc::new(
-                MemoryReplayStore::new().with_clock(clock.shared()),
-            ))
+            .replay_store(Arc::new(MemoryReplayStore::new().clock(clock.shared())))
             .revocation_list(revocations.clone())
             .clock(clock.shared())
             .issuer("https://idp.test")
@@ -123,7 +121,7 @@ impl Target {
         let validator = SessionVersionValidator::from_shared(versions.clone(), Arc::new(fetcher));
         let tenants = HostTenant::under("localhost").expect("a DNS name");
         let handoff = HandoffLayer::with_shared(keyring.clone(), replay.clone(), Arc::new(tenants))
-            .with_clock(clock.shared());
+            .clock(clock.shared());
 
         let keyed = Router::new()
             .route("/api/key", get(|| async { "key ok" }))

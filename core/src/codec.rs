@@ -217,13 +217,15 @@ impl SignedCodec {
     }
 
     /// Tolerates this much clock skew on `exp` and `nbf` (whole seconds).
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.as_secs();
         self
     }
 
     /// Refuses tokens longer than `max_len` bytes before decoding them.
-    pub fn with_max_len(mut self, max_len: usize) -> Self {
+    #[must_use]
+    pub fn max_len(mut self, max_len: usize) -> Self {
         self.max_len = max_len;
         self
     }
@@ -405,7 +407,7 @@ mod tests {
         assert!(c.open::<Claims>(&token).is_ok());
         clock.advance(Duration::from_secs(1));
         assert_eq!(c.open::<Claims>(&token).unwrap_err(), CodecError::Expired);
-        let lenient = c.clone().with_leeway(Duration::from_secs(5));
+        let lenient = c.clone().leeway(Duration::from_secs(5));
         assert!(lenient.open::<Claims>(&token).is_ok());
         clock.advance(Duration::from_secs(5));
         assert_eq!(
@@ -564,7 +566,7 @@ mod tests {
     #[test]
     fn oversized_claims_are_refused_when_sealing() {
         let clock = ManualClock::at_unix(T0);
-        let c = codec(Keyring::new(key(1)), "test", &clock).with_max_len(64);
+        let c = codec(Keyring::new(key(1)), "test", &clock).max_len(64);
         assert_eq!(
             c.seal(&claims(), Duration::from_secs(60)).unwrap_err(),
             CodecError::Seal

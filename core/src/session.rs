@@ -17,7 +17,7 @@
 //! use keystile_core::session::{SessionClaims, SessionCodec, DEFAULT_SESSION_TTL};
 //!
 //! let clock = ManualClock::at_unix(1_700_000_000);
-//! let codec = SessionCodec::new(Keyring::generate().unwrap()).with_clock(clock.shared());
+//! let codec = SessionCodec::new(Keyring::generate().unwrap()).clock(clock.shared());
 //! let claims = SessionClaims {
 //!     subject: "admin@acme".into(),
 //!     actor: Some("operator:7".into()),
@@ -183,14 +183,16 @@ impl SessionCodec {
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.codec = self.codec.with_clock(clock);
         self
     }
 
     /// Tolerates this much clock skew on expiry (whole seconds).
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
-        self.codec = self.codec.with_leeway(leeway);
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.codec = self.codec.leeway(leeway);
         self
     }
 
@@ -248,7 +250,7 @@ mod tests {
     #[test]
     fn round_trip_fills_expiry() {
         let clock = ManualClock::at_unix(1_000);
-        let codec = SessionCodec::new(keyring()).with_clock(clock.shared());
+        let codec = SessionCodec::new(keyring()).clock(clock.shared());
         let value = codec.issue(&claims(), Duration::from_secs(10)).unwrap();
         let back = codec.verify(&value, "acme").unwrap();
         assert_eq!(

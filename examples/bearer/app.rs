@@ -140,9 +140,9 @@ impl Backends {
     /// Everything in this process.
     pub fn memory(clock: &SharedClock) -> Self {
         Self {
-            replay: Arc::new(MemoryReplayStore::new().with_clock(clock.clone())),
-            revocations: Arc::new(MemoryRevocationList::new().with_clock(clock.clone())),
-            session_versions: Arc::new(MemorySessionVersionCache::new().with_clock(clock.clone())),
+            replay: Arc::new(MemoryReplayStore::new().clock(clock.clone())),
+            revocations: Arc::new(MemoryRevocationList::new().clock(clock.clone())),
+            session_versions: Arc::new(MemorySessionVersionCache::new().clock(clock.clone())),
             versions: VersionSource::memory(),
             invalidations_applied: None,
         }
@@ -167,14 +167,14 @@ impl Backends {
             .await
             .map_err(error)?
             .with_prefix(format!("{prefix}revoked:"))
-            .with_clock(clock.clone());
+            .clock(clock.clone());
         let shared = RedisSessionVersionCache::builder(url)
             .key_prefix(format!("{prefix}sv:"))
             .channel(format!("{prefix}sv-invalidate"))
             .connect()
             .await
             .map_err(error)?;
-        let local = MemorySessionVersionCache::new().with_clock(clock.clone());
+        let local = MemorySessionVersionCache::new().clock(clock.clone());
         let session_versions = TieredSessionVersionCache::connect(shared, local)
             .await
             .map_err(error)?;

@@ -180,9 +180,9 @@ fn tenant_admin(config: &AppConfig, tenants: HostTenant) -> Router {
         Arc::clone(&config.replay),
         Arc::new(tenants.clone()),
     )
-    .with_clock(Arc::clone(&config.clock))
-    .with_cookie(cookie.clone())
-    .with_landing("/admin/".parse().expect("a same-origin path"));
+    .clock(Arc::clone(&config.clock))
+    .cookie(cookie.clone())
+    .landing("/admin/".parse().expect("a same-origin path"));
     let sessions = SessionLayer::new(
         SessionCookies::new(config.keyring.clone(), tenants)
             .clock(Arc::clone(&config.clock))

@@ -56,8 +56,8 @@
 //! let cookie = SessionCookie::http(); // SessionCookie::https() in production
 //!
 //! let handoff = HandoffLayer::new(keyring.clone(), MemoryReplayStore::new(), tenants.clone())
-//!     .with_cookie(cookie.clone())
-//!     .with_landing("/admin/".parse()?);
+//!     .cookie(cookie.clone())
+//!     .landing("/admin/".parse()?);
 //! let sessions = SessionLayer::new(SessionCookies::new(keyring, tenants).cookie(cookie));
 //!
 //! // Handlers usually take `keystile::session::Session`; the layer inserts a Principal.
@@ -181,13 +181,14 @@ impl HandoffLayer {
 
     /// Redirects to `landing` after a successful handoff (default `/`),
     /// unless the link carries its own same-origin `next`.
-    pub fn with_landing(self, landing: LandingPath) -> Self {
+    #[must_use]
+    pub fn landing(self, landing: LandingPath) -> Self {
         self.map(|c| c.landing = landing)
     }
 
     /// Answers a successful handoff with `status`: 302, 303 (default) or
     /// 307.
-    pub fn with_redirect_status(self, status: StatusCode) -> Result<Self, HandoffConfigError> {
+    pub fn redirect_status(self, status: StatusCode) -> Result<Self, HandoffConfigError> {
         if !matches!(status.as_u16(), 302 | 303 | 307) {
             return Err(HandoffConfigError::InvalidRedirectStatus);
         }
@@ -196,22 +197,25 @@ impl HandoffLayer {
 
     /// Sets the session cookie's name, security and lifetime. Give the
     /// `SessionLayer` the same value.
-    pub fn with_cookie(self, cookie: SessionCookie) -> Self {
+    #[must_use]
+    pub fn cookie(self, cookie: SessionCookie) -> Self {
         self.map(|c| c.cookie = cookie)
     }
 
     /// Reads time from `clock` (token expiry and session issue time).
-    pub fn with_clock(self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(self, clock: SharedClock) -> Self {
         self.map(|c| {
             c.tokens = c.tokens.clone().with_clock(Arc::clone(&clock));
-            c.sessions = c.sessions.clone().with_clock(clock);
+            c.sessions = c.sessions.clone().clock(clock);
         })
     }
 
     /// Tolerates this much clock skew between issuer and tenant when
     /// checking token times. Burned ids are kept for the extra time too.
-    pub fn with_leeway(self, leeway: Duration) -> Self {
-        self.map(|c| c.tokens = c.tokens.clone().with_leeway(leeway))
+    #[must_use]
+    pub fn leeway(self, leeway: Duration) -> Self {
+        self.map(|c| c.tokens = c.tokens.clone().leeway(leeway))
     }
 
     /// The path this layer serves.
@@ -475,8 +479,8 @@ mod tests {
 
     fn layer(clock: &ManualClock, replay: impl ReplayStore) -> HandoffLayer {
         HandoffLayer::new(keyring(), replay, HostTenant::under("localhost").unwrap())
-            .with_clock(clock.shared())
-            .with_landing("/admin/".parse().unwrap())
+            .clock(clock.shared())
+            .landing("/admin/".parse().unwrap())
     }
 
     fn app(layer: HandoffLayer) -> Router {
@@ -540,7 +544,7 @@ mod tests {
         assert_eq!(cookie.name(), "keystile_session");
         assert_eq!(cookie.domain(), None);
         let claims = SessionCodec::new(keyring())
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .verify(cookie.value(), "acme")
             .unwrap();
         assert_eq!(&*claims.subject, "admin@acme");
@@ -734,7 +738,7 @@ mod tests {
             HandoffConfigError::InvalidPath
         );
         assert_eq!(
-            l.with_redirect_status(StatusCode::MOVED_PERMANENTLY)
+            l.redirect_status(StatusCode::MOVED_PERMANENTLY)
                 .unwrap_err(),
             HandoffConfigError::InvalidRedirectStatus
         );

@@ -40,7 +40,7 @@ pub use bearer::{BearerLayer, BearerTokens};
 pub use handoff::HandoffLayer;
 pub use ip_filter::IpFilterLayer;
 pub use request_id::RequestIdLayer;
-pub use scope::RequireScopeLayer;
+pub use scope::{InvalidScope, RequireScopeLayer};
 pub use security_headers::SecurityHeadersLayer;
 pub use session::{SessionCookies, SessionLayer};
 pub use session_cookie::SessionCookie;

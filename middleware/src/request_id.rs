@@ -94,7 +94,7 @@ impl RequestIdLayer {
 
     /// Draws ids from `random` (tests; the default is the OS CSPRNG).
     #[must_use]
-    pub fn with_random(mut self, random: SharedRandom) -> Self {
+    pub fn random(mut self, random: SharedRandom) -> Self {
         self.random = random;
         self
     }

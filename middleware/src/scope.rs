@@ -20,14 +20,16 @@
 //! use keystile_core::api_key::MemoryApiKeyStore;
 //! use keystile_middleware::{api_key::{ApiKeyLayer, ApiKeys}, scope::RequireScopeLayer};
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(MemoryApiKeyStore::new());
 //! let reads = Router::new()
 //!     .route("/reports", get(|| async { "reports" }))
-//!     .route_layer(RequireScopeLayer::new("reports:read"));
+//!     .route_layer(RequireScopeLayer::new("reports:read")?);
 //! let writes = Router::new()
 //!     .route("/reports", post(|| async { "created" }))
-//!     .route_layer(RequireScopeLayer::new("reports:write"));
+//!     .route_layer(RequireScopeLayer::new("reports:write")?);
 //! let app: Router = reads.merge(writes).route_layer(ApiKeyLayer::new(ApiKeys::new(store)));
+//! # Ok(()) }
 //! ```
 
 use std::borrow::Cow;
@@ -63,42 +65,49 @@ struct Config {
     scope_attr: Cow<'static, str>,
 }
 
+/// A scope requirement that cannot be checked: refused when the router is
+/// built, never reachable from a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidScope {
+    /// No scope was named: a requirement that admits everybody.
+    #[error("RequireScopeLayer needs at least one scope")]
+    NoScope,
+    /// A scope is empty or contains whitespace (scopes are space-separated).
+    #[error("RequireScopeLayer scopes must be non-empty and contain no whitespace")]
+    Malformed,
+}
+
 impl RequireScopeLayer {
     /// Requires `scope`.
-    pub fn new(scope: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(scope: impl Into<Cow<'static, str>>) -> Result<Self, InvalidScope> {
         Self::all([scope])
     }
 
-    /// Requires every scope in `scopes`.
-    ///
-    /// # Panics
-    ///
-    /// When `scopes` is empty or a scope is empty or contains whitespace: a
-    /// requirement that admits everybody is a configuration mistake, caught
-    /// when the router is built, never reachable from a request.
-    pub fn all<I, T>(scopes: I) -> Self
+    /// Requires every scope in `scopes`; refuses an empty list and empty or
+    /// whitespace-bearing scopes.
+    pub fn all<I, T>(scopes: I) -> Result<Self, InvalidScope>
     where
         I: IntoIterator<Item = T>,
         T: Into<Cow<'static, str>>,
     {
         let needed: Vec<Cow<'static, str>> = scopes.into_iter().map(Into::into).collect();
-        assert!(
-            !needed.is_empty(),
-            "RequireScopeLayer needs at least one scope"
-        );
-        assert!(
-            needed
-                .iter()
-                .all(|s| !s.is_empty() && !s.contains(char::is_whitespace)),
-            "RequireScopeLayer scopes must be non-empty and contain no whitespace"
-        );
+        if needed.is_empty() {
+            return Err(InvalidScope::NoScope);
+        }
+        if needed
+            .iter()
+            .any(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(InvalidScope::Malformed);
+        }
         let scope_attr = match needed.as_slice() {
             [one] => one.clone(),
             many => Cow::Owned(many.join(" ")),
         };
-        Self {
+        Ok(Self {
             config: Arc::new(Config { needed, scope_attr }),
-        }
+        })
     }
 }
 
@@ -228,7 +237,7 @@ mod tests {
 
     #[tokio::test]
     async fn exact_scope_and_wildcard_pass() {
-        let layer = RequireScopeLayer::new("reports:read");
+        let layer = RequireScopeLayer::new("reports:read").unwrap();
         for scopes in ["reports:read", "a reports:read", "*"] {
             let r = send(layer.clone(), Some(principal(scopes)), true).await;
             assert_eq!(r.status(), StatusCode::OK, "{scopes}");
@@ -237,7 +246,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_scope_is_403_insufficient_scope_naming_it() {
-        let layer = RequireScopeLayer::all(["reports:read", "reports:write"]);
+        let layer = RequireScopeLayer::all(["reports:read", "reports:write"]).unwrap();
         let r = send(layer, Some(principal("reports:read")), true).await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         let c = challenge(&r);
@@ -250,7 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_principal_after_an_auth_layer_is_401() {
-        let r = send(RequireScopeLayer::new("a"), None, true).await;
+        let r = send(RequireScopeLayer::new("a").unwrap(), None, true).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(
             challenge(&r),
@@ -261,7 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_auth_layer_is_500_naming_it() {
-        let r = send(RequireScopeLayer::new("a"), None, false).await;
+        let r = send(RequireScopeLayer::new("a").unwrap(), None, false).await;
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = http_body_util::BodyExt::collect(r.into_body())
             .await
@@ -272,14 +281,13 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "at least one scope")]
-    fn an_empty_requirement_is_refused_at_construction() {
-        let _ = RequireScopeLayer::all(Vec::<&'static str>::new());
-    }
-
-    #[test]
-    #[should_panic(expected = "non-empty")]
-    fn an_empty_scope_is_refused_at_construction() {
-        let _ = RequireScopeLayer::new("");
+    fn requirements_that_cannot_be_checked_are_refused_at_construction() {
+        let none = RequireScopeLayer::all(Vec::<&'static str>::new());
+        assert_eq!(none.unwrap_err(), InvalidScope::NoScope);
+        for bad in ["", "reports read", "a\tb"] {
+            let refused = RequireScopeLayer::new(bad);
+            assert_eq!(refused.unwrap_err(), InvalidScope::Malformed, "{bad:?}");
+        }
+        assert!(RequireScopeLayer::all(["a", "b:c"]).is_ok());
     }
 }

@@ -289,7 +289,8 @@ impl SecurityHeadersLayer {
     }
 
     /// Draws nonces from `random` (tests; the default is the OS CSPRNG).
-    pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
+    #[must_use]
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.config_mut().random = random;
         self
     }
@@ -637,7 +638,7 @@ mod tests {
         let broken = |_: &mut [u8]| Err(keystile_core::random::RandomError("down".into()));
         let layer = SecurityHeadersLayer::strict()
             .csp(csp)
-            .with_random(Arc::new(broken));
+            .random(Arc::new(broken));
         let response = respond(layer, get("/")).await;
         assert_eq!(response.status(), 503);
     }

@@ -97,14 +97,14 @@ impl SessionCookies {
     /// Reads time from `clock`.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.codec = self.codec.with_clock(clock);
+        self.codec = self.codec.clock(clock);
         self
     }
 
     /// Tolerates this much clock skew on expiry.
     #[must_use]
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.codec = self.codec.with_leeway(leeway);
+        self.codec = self.codec.leeway(leeway);
         self
     }
 
@@ -206,7 +206,7 @@ mod tests {
             expires_at: 0,
         };
         SessionCodec::new(keyring())
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .issue(&claims, DEFAULT_SESSION_TTL)
             .unwrap()
     }

@@ -68,7 +68,7 @@ async fn fixture() -> Fixture {
         expires_at: 0,
     };
     let value = SessionCodec::new(keyring())
-        .with_clock(clock.shared())
+        .clock(clock.shared())
         .issue(&claims, DEFAULT_SESSION_TTL)
         .unwrap();
     Fixture {

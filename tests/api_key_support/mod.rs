@@ -52,10 +52,10 @@ pub fn app(
     let layer = ApiKeyLayer::new(keys).realm(REALM);
     let reads = Router::new()
         .route("/reports", get(|| async { "reports" }))
-        .route_layer(RequireScopeLayer::new("reports:read"));
+        .route_layer(RequireScopeLayer::new("reports:read").expect("a valid scope"));
     let writes = Router::new()
         .route("/reports", axum::routing::post(|| async { "created" }))
-        .route_layer(RequireScopeLayer::new("reports:write"));
+        .route_layer(RequireScopeLayer::new("reports:write").expect("a valid scope"));
     Router::new()
         .route("/whoami", get(whoami))
         .route(
@@ -162,7 +162,7 @@ impl TestSchema {
 
     /// A store over this schema, deciding expiry with `clock`.
     pub fn store(&self, clock: &ManualClock) -> PostgresApiKeyStore {
-        PostgresApiKeyStore::new(self.pool.clone()).with_clock(clock.shared())
+        PostgresApiKeyStore::new(self.pool.clone()).clock(clock.shared())
     }
 
     /// The schema-qualified URL the CLI can use.

@@ -94,11 +94,11 @@ fn build_fixture() -> Fixture {
     };
     let handoff = HandoffCodec::new(ring.clone())
         .with_clock(clock.shared())
-        .with_random(Arc::new(fixed_jti));
+        .random(Arc::new(fixed_jti));
     let handoff_token = handoff
         .mint(&Handoff::new("admin@acme", AUDIENCE).acting_as("operator:7"))
         .expect("mint");
-    let session = SessionCodec::new(ring.clone()).with_clock(clock.shared());
+    let session = SessionCodec::new(ring.clone()).clock(clock.shared());
     let session_token = session
         .issue(
             &SessionClaims {
@@ -434,8 +434,8 @@ pub fn check_one_time_ops(data: &[u8]) {
             .with_ttl(Duration::from_millis(TTL_MS))
             .with_max_pending(MAX_PENDING)
             .with_max_attempts(ATTEMPTS)
-            .with_clock(clock.shared())
-            .with_random(Arc::new(source)),
+            .clock(clock.shared())
+            .random(Arc::new(source)),
     );
     // The model: seed byte → (binding, expiry in ms).
     let mut model: Vec<(u8, u8, u64)> = Vec::new();

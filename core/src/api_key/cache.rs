@@ -10,7 +10,7 @@
 //!   of zero turns the cache off entirely. Expiry needs no bound: the layer
 //!   checks `expires_at` on every request against its clock.
 //! - **Unknown keys** are cached as "unknown" for
-//!   [`negative_ttl`](CachedApiKeyStore::with_negative_ttl) so a client
+//!   [`negative_ttl`](CachedApiKeyStore::negative_ttl) so a client
 //!   retrying a dead key does not hammer the database. The negative cache has
 //!   its own entry bound, so a flood of invented (checksum-valid) keys can
 //!   neither exhaust memory nor evict known keys.
@@ -161,7 +161,8 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
 
     /// Sets how long an unknown digest is remembered; zero disables
     /// negative caching.
-    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+    #[must_use]
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl_ms = millis(ttl);
         self
     }
@@ -173,13 +174,15 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
     }
 
     /// Sets the bound on cached unknown digests.
-    pub fn with_negative_capacity(mut self, entries: usize) -> Self {
+    #[must_use]
+    pub fn negative_capacity(mut self, entries: usize) -> Self {
         self.unknown = Bounded::new(entries);
         self
     }
 
     /// Uses `clock` for cache freshness.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -351,7 +354,7 @@ mod tests {
             .unwrap();
         backing.inner().create(record.clone()).await.unwrap();
         let cache = CachedApiKeyStore::new(backing.clone())
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .with_max_staleness(Duration::from_secs(staleness));
         (cache, backing, clock, record)
     }
@@ -414,9 +417,8 @@ mod tests {
             records: MemoryApiKeyStore::new(),
         };
         inner.records.create(record.clone()).await.unwrap();
-        let cache = Arc::new(
-            CachedApiKeyStore::new(inner).with_clock(ManualClock::at_unix(1_000).shared()),
-        );
+        let cache =
+            Arc::new(CachedApiKeyStore::new(inner).clock(ManualClock::at_unix(1_000).shared()));
         let reader = {
             let cache = cache.clone();
             let digest = record.digest;
@@ -479,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_digests_are_cached_but_bounded() {
         let (cache, backing, _, record) = setup(30).await;
-        let cache = cache.with_negative_capacity(64).with_capacity(64);
+        let cache = cache.negative_capacity(64).with_capacity(64);
         let unknown = KeyDigest::of("nope");
         assert!(cache.lookup(&unknown).await.unwrap().is_none());
         assert!(cache.lookup(&unknown).await.unwrap().is_none());

@@ -14,7 +14,7 @@
 //! - The digest column (32 raw bytes) is the unique index every lookup uses.
 //!   Expired and revoked keys are filtered out in SQL against the injected
 //!   clock, so they look exactly like unknown keys.
-//! - Every call is bounded by [`with_timeout`](PostgresApiKeyStore::with_timeout)
+//! - Every call is bounded by [`timeout`](PostgresApiKeyStore::timeout)
 //!   (default 5 s); a database that is down or slow is a
 //!   [`StoreError`], which the `ApiKeyLayer` answers with 503 (fail closed).
 //!   Use a pool with a short `acquire_timeout` so an unreachable server fails
@@ -132,14 +132,16 @@ impl PostgresApiKeyStore {
     }
 
     /// Uses `clock` to decide expiry and revocation in lookups.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// Bounds every call (default 5 s); an overrun is
     /// [`StoreError::Timeout`].
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }

@@ -592,11 +592,9 @@ mod tests {
     fn lifecycle(clock: &ManualClock) -> TokenLifecycle {
         TokenLifecycle::builder(Keyring::new(SigningKey::from_bytes(&[9; 32]).unwrap()))
             .replay_store(Arc::new(
-                crate::replay::MemoryReplayStore::new().with_clock(clock.shared()),
+                crate::replay::MemoryReplayStore::new().clock(clock.shared()),
             ))
-            .revocation_list(Arc::new(
-                MemoryRevocationList::new().with_clock(clock.shared()),
-            ))
+            .revocation_list(Arc::new(MemoryRevocationList::new().clock(clock.shared())))
             .clock(clock.shared())
             .build()
             .unwrap()

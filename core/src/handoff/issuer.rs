@@ -191,7 +191,7 @@ impl HandoffIssuer {
 
     /// Targets another handoff path (it must match the tenant's
     /// `HandoffLayer`).
-    pub fn with_path(mut self, path: &str) -> Result<Self, IssueError> {
+    pub fn path(mut self, path: &str) -> Result<Self, IssueError> {
         let path = LandingPath::parse(path).map_err(|_| IssueError::InvalidPath)?;
         if path.has_query_or_fragment() {
             return Err(IssueError::InvalidPath);
@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn next_is_percent_encoded_as_one_parameter() {
-        let issuer = issuer().with_path("/login/handoff").unwrap();
+        let issuer = issuer().path("/login/handoff").unwrap();
         let origin = TenantOrigin::parse("https://acme.example.test").unwrap();
         let next = LandingPath::parse("/admin/?tab=a&b=c#x").unwrap();
         let url = issuer
@@ -340,11 +340,11 @@ mod tests {
     #[test]
     fn handoff_path_must_be_plain() {
         assert_eq!(
-            issuer().with_path("/h?x=1").unwrap_err(),
+            issuer().path("/h?x=1").unwrap_err(),
             IssueError::InvalidPath
         );
         assert_eq!(
-            issuer().with_path("//evil").unwrap_err(),
+            issuer().path("//evil").unwrap_err(),
             IssueError::InvalidPath
         );
     }

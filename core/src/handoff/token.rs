@@ -50,7 +50,8 @@ impl Handoff {
     }
 
     /// The subject's current session version, carried into the session.
-    pub fn with_session_version(mut self, version: u64) -> Self {
+    #[must_use]
+    pub fn session_version(mut self, version: u64) -> Self {
         self.session_version = Some(version);
         self
     }
@@ -129,7 +130,8 @@ impl HandoffCodec {
     }
 
     /// Draws token ids from `random`.
-    pub fn with_random(mut self, random: SharedRandom) -> Self {
+    #[must_use]
+    pub fn random(mut self, random: SharedRandom) -> Self {
         self.random = random;
         self
     }
@@ -142,9 +144,10 @@ impl HandoffCodec {
 
     /// Tolerates this much clock skew between issuer and verifier (whole
     /// seconds). Kept small: it lengthens every token's life.
-    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+    #[must_use]
+    pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = Duration::from_secs(leeway.as_secs());
-        self.codec = self.codec.with_leeway(self.leeway);
+        self.codec = self.codec.leeway(self.leeway);
         self
     }
 
@@ -272,12 +275,12 @@ mod tests {
             dest.fill(0xab);
             Ok(())
         });
-        let c = codec(&clock).with_random(fixed);
+        let c = codec(&clock).random(fixed);
         let v = c.verify(c.mint(&handoff()).unwrap(), "acme").unwrap();
         assert_eq!(v.claims.jti, encoding::encode([0xab; JTI_LEN]));
 
         let failing = Arc::new(|_: &mut [u8]| Err(RandomError("no entropy".into())));
-        let c = codec(&clock).with_random(failing);
+        let c = codec(&clock).random(failing);
         assert!(matches!(c.mint(&handoff()), Err(MintError::Random(_))));
     }
 
@@ -316,7 +319,7 @@ mod tests {
     #[test]
     fn leeway_extends_replay_window_too() {
         let clock = ManualClock::at_unix(T0);
-        let c = codec(&clock).with_leeway(Duration::from_secs(5));
+        let c = codec(&clock).leeway(Duration::from_secs(5));
         let token = c.mint(&handoff()).unwrap();
         clock.advance(Duration::from_secs(62));
         let v = c.verify(&token, "acme").unwrap();

@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 /// let config = OneTimeConfig::default()
 ///     .with_ttl(Duration::from_secs(120))
 ///     .with_max_pending(64)
-///     .with_clock(clock.shared());
+///     .clock(clock.shared());
 /// let store = MemoryOneTimeStore::new(config);
 /// # let _ = store;
 /// ```
@@ -75,14 +75,16 @@ impl OneTimeConfig {
     }
 
     /// The clock expiries are read from (default: the system clock).
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
 
     /// The source tokens are drawn from (default: the OS CSPRNG). Inject
     /// another only in tests.
-    pub fn with_random(mut self, random: SharedRandom) -> Self {
+    #[must_use]
+    pub fn random(mut self, random: SharedRandom) -> Self {
         self.random = random;
         self
     }

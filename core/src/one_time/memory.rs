@@ -24,7 +24,7 @@ use super::{OneTimeConfig, OneTimeError, OneTimeStore, OneTimeToken};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), OneTimeError> {
 /// let clock = ManualClock::at_unix(1_700_000_000);
-/// let store = MemoryOneTimeStore::new(OneTimeConfig::default().with_clock(clock.shared()));
+/// let store = MemoryOneTimeStore::new(OneTimeConfig::default().clock(clock.shared()));
 /// let token = store.issue(b"invite:42").await?;
 /// clock.advance(Duration::from_secs(31));
 /// assert!(matches!(
@@ -227,7 +227,7 @@ mod tests {
     const BOB: &[u8] = b"reset:bob";
 
     fn store_at(clock: &ManualClock) -> MemoryOneTimeStore {
-        MemoryOneTimeStore::new(OneTimeConfig::default().with_clock(clock.shared()))
+        MemoryOneTimeStore::new(OneTimeConfig::default().clock(clock.shared()))
     }
 
     /// A source that yields the same bytes for its first `repeats` draws,
@@ -379,7 +379,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_700_000_000);
         let store = MemoryOneTimeStore::new(
             OneTimeConfig::default()
-                .with_clock(clock.shared())
+                .clock(clock.shared())
                 .with_max_pending(3),
         );
         for _ in 0..3 {
@@ -452,7 +452,7 @@ mod tests {
     async fn colliding_draws_are_retried_until_a_free_value() {
         let draws = Arc::new(AtomicU32::new(0));
         let store = MemoryOneTimeStore::new(
-            OneTimeConfig::default().with_random(repeating_source(4, draws.clone())),
+            OneTimeConfig::default().random(repeating_source(4, draws.clone())),
         );
         let first = store.issue(ALICE).await.unwrap();
         // Draws 2-4 repeat the first token; draw 5 is fresh.
@@ -466,7 +466,7 @@ mod tests {
     async fn collisions_exhaust_after_the_configured_attempts() {
         let draws = Arc::new(AtomicU32::new(0));
         let store = MemoryOneTimeStore::new(
-            OneTimeConfig::default().with_random(repeating_source(u32::MAX, draws.clone())),
+            OneTimeConfig::default().random(repeating_source(u32::MAX, draws.clone())),
         );
         store.issue(ALICE).await.unwrap();
         assert!(matches!(
@@ -480,7 +480,7 @@ mod tests {
     #[tokio::test]
     async fn failing_random_source_issues_nothing() {
         let failing: SharedRandom = Arc::new(|_: &mut [u8]| Err(RandomError("no entropy".into())));
-        let store = MemoryOneTimeStore::new(OneTimeConfig::default().with_random(failing));
+        let store = MemoryOneTimeStore::new(OneTimeConfig::default().random(failing));
         assert!(matches!(
             store.issue(ALICE).await,
             Err(OneTimeError::Randomness(_))

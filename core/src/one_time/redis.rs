@@ -178,7 +178,8 @@ impl RedisOneTimeStore {
 
     /// Bounds each operation (default [`DEFAULT_COMMAND_TIMEOUT`]); past it
     /// the operation fails with [`StoreError::Timeout`].
-    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
         self
     }

@@ -34,7 +34,7 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 /// use keystile_core::store::StoreError;
 ///
 /// let clock = ManualClock::at_unix(1_000);
-/// let store = MemoryReplayStore::with_capacity(1).with_clock(clock.shared());
+/// let store = MemoryReplayStore::with_capacity(1).clock(clock.shared());
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::First);
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::AlreadyUsed);
 /// assert!(matches!(store.redeem("b", 1_060).await, Err(StoreError::Capacity)));
@@ -63,7 +63,8 @@ impl MemoryReplayStore {
     }
 
     /// Reads time from `clock` to decide which ids have expired.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.ids = self.ids.with_clock(clock);
         self
     }
@@ -120,7 +121,7 @@ mod tests {
     const T0: u64 = 1_700_000_000;
 
     fn store(capacity: usize, clock: &ManualClock) -> MemoryReplayStore {
-        MemoryReplayStore::with_capacity(capacity).with_clock(clock.shared())
+        MemoryReplayStore::with_capacity(capacity).clock(clock.shared())
     }
 
     #[tokio::test]

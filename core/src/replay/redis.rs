@@ -72,7 +72,8 @@ impl RedisReplayStore {
     }
 
     /// Bounds each redemption's round trip.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.ids.set_timeout(timeout);
         self
     }

@@ -38,9 +38,9 @@ const DEFAULT_CAPACITY: usize = 65_536;
 /// # async fn main() -> Result<(), keystile_core::store::StoreError> {
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// let cache = MemorySessionVersionCache::new()
-///     .with_ttl(Duration::from_secs(60))
+///     .ttl(Duration::from_secs(60))
 ///     .with_capacity(10_000)
-///     .with_clock(clock.shared());
+///     .clock(clock.shared());
 ///
 /// let seen = cache.get("alice").await?.generation;
 /// cache.set("alice", 4, seen).await?;
@@ -77,7 +77,8 @@ impl MemorySessionVersionCache {
 
     /// How long a cached version is trusted: the longest a stale token can
     /// still be admitted when nobody calls `invalidate`.
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl_millis = millis(ttl);
         self
     }
@@ -90,7 +91,8 @@ impl MemorySessionVersionCache {
     }
 
     /// The clock that decides expiry.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -216,13 +218,13 @@ mod tests {
     use crate::clock::ManualClock;
 
     fn cache(clock: &ManualClock) -> MemorySessionVersionCache {
-        MemorySessionVersionCache::new().with_clock(clock.shared())
+        MemorySessionVersionCache::new().clock(clock.shared())
     }
 
     #[test]
     fn entries_expire_after_the_ttl_by_the_clock() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock).with_ttl(Duration::from_secs(60));
+        let cache = cache(&clock).ttl(Duration::from_secs(60));
         let seen = cache.generation();
         assert_eq!(cache.store("alice", 2, seen), Stored::Yes);
         clock.advance(Duration::from_millis(59_999));
@@ -284,9 +286,7 @@ mod tests {
     #[test]
     fn expired_entries_are_never_answered() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock)
-            .with_capacity(1)
-            .with_ttl(Duration::from_secs(1));
+        let cache = cache(&clock).with_capacity(1).ttl(Duration::from_secs(1));
         cache.store("old", 1, cache.generation());
         clock.advance(Duration::from_secs(2));
         assert_eq!(cache.lookup("old").version, None);

@@ -42,7 +42,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 ///
 /// # async fn run() -> Result<(), keystile_core::store::StoreError> {
 /// let shared = RedisSessionVersionCache::connect("redis://127.0.0.1:6379").await?;
-/// let local = MemorySessionVersionCache::new().with_ttl(Duration::from_secs(5));
+/// let local = MemorySessionVersionCache::new().ttl(Duration::from_secs(5));
 /// let cache = TieredSessionVersionCache::connect(shared, local).await?;
 /// # Ok(())
 /// # }

@@ -29,14 +29,14 @@ const MAX_BODY: usize = 64 * 1024;
 ///
 /// Proxies named by the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
 /// `ALL_PROXY`) are ignored, since every call carries a caller's token; set
-/// one explicitly with [`with_proxy`](Self::with_proxy).
+/// one explicitly with [`with_proxy`](Self::proxy).
 ///
 /// ```
 /// use std::time::Duration;
 /// use keystile_core::session_version::{MemorySessionVersionCache, SessionVersionValidator, UserinfoFetcher};
 ///
 /// let fetcher = UserinfoFetcher::new("https://idp.example.test/userinfo")?
-///     .with_timeout(Duration::from_secs(2));
+///     .timeout(Duration::from_secs(2));
 /// let validator = SessionVersionValidator::new(MemorySessionVersionCache::new(), fetcher);
 /// # Ok::<(), keystile_core::session_version::UserinfoConfigError>(())
 /// ```
@@ -80,7 +80,7 @@ impl UserinfoFetcher {
     /// even one named by `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY`: each
     /// call carries a caller's bearer token, which must not go to whatever
     /// proxy the process environment happens to name.
-    pub fn with_proxy(mut self, proxy: Proxy) -> Result<Self, UserinfoConfigError> {
+    pub fn proxy(mut self, proxy: Proxy) -> Result<Self, UserinfoConfigError> {
         self.client = credential_client(Some(proxy))?;
         Ok(self)
     }
@@ -89,20 +89,23 @@ impl UserinfoFetcher {
     /// does: redirects off (`redirect::Policy::none()`) and environment
     /// proxies off (`no_proxy()`), or it may hand the caller's token to a
     /// redirect target or an environment proxy.
-    pub fn with_client(mut self, client: Client) -> Self {
+    #[must_use]
+    pub fn client(mut self, client: Client) -> Self {
         self.client = client;
         self
     }
 
     /// Bounds each call, connection to last body byte (default 2 s).
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// Reads the version from another top-level field (default
     /// `session_version`).
-    pub fn with_field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
+    #[must_use]
+    pub fn field(mut self, field: impl Into<Cow<'static, str>>) -> Self {
         self.field = field.into();
         self
     }
@@ -263,7 +266,7 @@ mod tests {
 
     #[test]
     fn the_field_name_is_configurable() {
-        let f = fetcher().with_field("sv");
+        let f = fetcher().field("sv");
         assert_eq!(f.version_from(br#"{"sub":"a","sv":9}"#, "a").unwrap(), 9);
     }
 

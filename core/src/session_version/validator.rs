@@ -430,7 +430,7 @@ mod tests {
             ..Truth::default()
         };
         truth.version.store(1, Ordering::SeqCst);
-        let cache = MemorySessionVersionCache::new().with_clock(clock.shared());
+        let cache = MemorySessionVersionCache::new().clock(clock.shared());
         let validator = SessionVersionValidator::new(cache, truth.fetcher());
 
         let slow = {

@@ -57,7 +57,7 @@ fn mint(args: &MintArgs, keyring: Keyring) -> Result<String, String> {
         .with_ttl(Duration::from_secs(args.ttl))
         .map_err(|e| e.to_string())?;
     let issuer = HandoffIssuer::new(codec)
-        .with_path(&args.path)
+        .path(&args.path)
         .map_err(|e| e.to_string())?;
     let origin = TenantOrigin::parse(&args.url).map_err(|e| e.to_string())?;
     let mut handoff = Handoff::new(&args.subject, &args.audience);

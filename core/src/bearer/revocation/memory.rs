@@ -40,7 +40,8 @@ impl MemoryRevocationList {
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.ids = self.ids.with_clock(clock);
         self
     }
@@ -102,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn entries_expire_with_their_token() {
         let clock = ManualClock::at_unix(T0);
-        let list = MemoryRevocationList::new().with_clock(clock.shared());
+        let list = MemoryRevocationList::new().clock(clock.shared());
         list.revoke("a", T0 + 10).await.unwrap();
         list.revoke("b", T0 + 20).await.unwrap();
         assert!(list.is_revoked("a").await.unwrap());
@@ -115,7 +116,7 @@ mod tests {
     #[tokio::test]
     async fn revoking_an_expired_token_stores_nothing() {
         let clock = ManualClock::at_unix(T0);
-        let list = MemoryRevocationList::new().with_clock(clock.shared());
+        let list = MemoryRevocationList::new().clock(clock.shared());
         list.revoke("old", T0).await.unwrap();
         assert!(list.is_empty());
     }
@@ -125,7 +126,7 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let list = MemoryRevocationList::new()
             .with_capacity(2)
-            .with_clock(clock.shared());
+            .clock(clock.shared());
         list.revoke("a", T0 + 5).await.unwrap();
         list.revoke("b", T0 + 50).await.unwrap();
         assert!(matches!(

@@ -17,7 +17,7 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let clock = ManualClock::at_unix(1_700_000_000);
-//! let list = MemoryRevocationList::new().with_clock(clock.shared());
+//! let list = MemoryRevocationList::new().clock(clock.shared());
 //! list.revoke("jti-1", 1_700_000_060).await.unwrap();
 //! assert!(list.is_revoked("jti-1").await.unwrap());
 //! assert!(!list.is_revoked("jti-2").await.unwrap());

@@ -60,14 +60,16 @@ impl RedisRevocationList {
     }
 
     /// Fails a command that takes longer than `timeout`.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.ids.set_timeout(timeout);
         self
     }
 
     /// Reads time from `clock` (only to skip revoking already-expired tokens;
     /// Redis expires entries on its own clock).
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
