@@ -220,7 +220,7 @@ fn rfc7515_a1_header_and_key_verify_a_token_with_a_subject_without_a_kid() {
     let token = sign(
         Algorithm::HS256,
         None,
-        &EncodingKey::from_secret(&key),
+        &EncodingKey::from_secret(&key).unwrap(),
         payload,
     );
     assert_eq!(one.verify_token(&token).unwrap().subject, "joe");
@@ -256,7 +256,7 @@ fn rfc7515_a1_claims_under_a_kid_verify_at_their_own_time_and_expire() {
     let token = sign(
         Algorithm::HS256,
         Some("a1"),
-        &EncodingKey::from_secret(&key),
+        &EncodingKey::from_secret(&key).unwrap(),
         payload,
     );
     let clock = ManualClock::at_unix(1_300_819_370);
@@ -564,7 +564,7 @@ fn hs256_signed_with_the_rsa_public_key_is_refused_for_an_rsa_kid() {
     let forged = sign(
         Algorithm::HS256,
         Some("rsa-1"),
-        &EncodingKey::from_secret(RSA_PUBLIC),
+        &EncodingKey::from_secret(RSA_PUBLIC).unwrap(),
         claims(),
     );
     assert!(matches!(
@@ -602,7 +602,7 @@ fn an_unknown_kid_is_refused_and_a_missing_one_goes_to_the_only_key() {
     let secret_without_kid = sign(
         Algorithm::HS256,
         None,
-        &EncodingKey::from_secret(&[1; 32]),
+        &EncodingKey::from_secret(&[1; 32]).unwrap(),
         claims(),
     );
     assert!(matches!(
@@ -673,7 +673,12 @@ fn oversized_garbage_and_critical_headers_never_panic_and_never_admit() {
 fn sign_with_header(ring: &Keyring, header: Value, claims: Value) -> String {
     let header: Header = serde_json::from_value(header).unwrap();
     let secret = derived_secret(ring);
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret)).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(&secret).unwrap(),
+    )
+    .unwrap()
 }
 
 /// The documented derivation: HMAC-SHA256(key, "keystile.v1\0keystile/jwt-hs256\0").
@@ -694,7 +699,7 @@ fn documented_hs256_derivation_matches_the_verifier() {
     let token = sign(
         Algorithm::HS256,
         Some(&kid),
-        &EncodingKey::from_secret(&derived_secret(&ring)),
+        &EncodingKey::from_secret(&derived_secret(&ring)).unwrap(),
         claims(),
     );
     assert!(verifier.verify_token(&token).is_ok());

@@ -83,7 +83,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -706,16 +706,46 @@ fn derived_hs256_secret(key: &SigningKey) -> Zeroizing<[u8; TAG_LEN]> {
     Zeroizing::new(MacKey::new(key.bytes()).compute(HS256_LABEL))
 }
 
-/// The JOSE header keystile writes on its HS256 tokens.
-pub(crate) fn hs256_header(kid: &str) -> Header {
-    let mut header = Header::new(Algorithm::HS256);
-    header.kid = Some(kid.to_owned());
-    header
+/// Signs HS256 tokens the way every keystile issuer writes them: the header
+/// `{"typ":"JWT","alg":"HS256","kid":…}` naming the keyring key, the claims
+/// as given, and the tag of an HMAC-SHA256 state keyed once with the key's
+/// derived secret (the one [`JwtVerifierBuilder::keyring`] verifies with).
+pub(crate) struct Hs256Signer {
+    /// The encoded header segment and its `.`, the start of every token.
+    header: String,
+    mac: MacKey,
 }
 
-/// The HS256 signing key of `key`.
-pub(crate) fn hs256_encoding_key(key: &SigningKey) -> EncodingKey {
-    EncodingKey::from_secret(derived_hs256_secret(key).as_ref())
+impl Hs256Signer {
+    /// A signer for keyring key `key`.
+    pub(crate) fn new(key: &SigningKey) -> Self {
+        // A key id is visible ASCII without quotes or backslashes, so it
+        // needs no JSON escaping.
+        let json = format!(r#"{{"typ":"JWT","alg":"HS256","kid":"{}"}}"#, key.id());
+        let mut header = encoding::encode(json);
+        header.push('.');
+        Self {
+            header,
+            mac: MacKey::new(derived_hs256_secret(key).as_ref()),
+        }
+    }
+
+    /// The compact JWS of `claims`.
+    pub(crate) fn sign(&self, claims: &Map<String, Value>) -> Result<String, JwtSignError> {
+        let payload = serde_json::to_vec(claims).map_err(|_| JwtSignError)?;
+        let mut token = self.header.clone();
+        encoding::encode_into(payload, &mut token);
+        let tag = self.mac.compute(token.as_bytes());
+        token.push('.');
+        encoding::encode_into(tag, &mut token);
+        Ok(token)
+    }
+}
+
+impl fmt::Debug for Hs256Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hs256Signer").finish_non_exhaustive()
+    }
 }
 
 /// Signing failed: the claims could not be serialized or signed.
@@ -732,9 +762,7 @@ pub struct JwtSignError;
 /// [`TokenLifecycle`](crate::bearer::TokenLifecycle), which adds `exp`,
 /// `iat`, `jti` and `typ` and refuses reserved custom claims.
 pub fn sign_hs256(keyring: &Keyring, claims: &Map<String, Value>) -> Result<String, JwtSignError> {
-    let header = hs256_header(keyring.primary().id().as_str());
-    jsonwebtoken::encode(&header, claims, &hs256_encoding_key(keyring.primary()))
-        .map_err(|_| JwtSignError)
+    Hs256Signer::new(keyring.primary()).sign(claims)
 }
 
 #[cfg(test)]
@@ -766,13 +794,12 @@ mod tests {
     }
 
     /// A token with a hand-written header and payload (JSON text as given,
-    /// duplicate keys included), signed with `alg` under `key`'s HS256
-    /// secret.
-    fn raw_token(header: &str, payload: &str, key: &SigningKey, alg: Algorithm) -> String {
+    /// duplicate keys included), signed with HMAC-SHA256 under `key`'s HS256
+    /// secret, whatever the header's `alg` says.
+    fn raw_token(header: &str, payload: &str, key: &SigningKey) -> String {
         let message = format!("{}.{}", encoding::encode(header), encoding::encode(payload));
-        let signature =
-            jsonwebtoken::crypto::sign(message.as_bytes(), &hs256_encoding_key(key), alg).unwrap();
-        format!("{message}.{signature}")
+        let tag = MacKey::new(derived_hs256_secret(key).as_ref()).compute(message.as_bytes());
+        format!("{message}.{}", encoding::encode(tag))
     }
 
     fn header(kid: Option<&str>, extra: &str) -> String {
@@ -810,6 +837,27 @@ mod tests {
     }
 
     #[test]
+    fn keystile_tokens_carry_the_header_naming_their_key() {
+        let keyring = ring(1);
+        let token = sign(&keyring, json!({"sub": "u", "exp": T0 + 60}));
+        let (header, rest) = token.split_once('.').unwrap();
+        let expected = format!(
+            r#"{{"typ":"JWT","alg":"HS256","kid":"{}"}}"#,
+            keyring.primary().id()
+        );
+        assert_eq!(encoding::decode(header).unwrap(), expected.as_bytes());
+        let (payload, tag) = rest.split_once('.').unwrap();
+        let payload: Value = serde_json::from_slice(&encoding::decode(payload).unwrap()).unwrap();
+        assert_eq!(payload, json!({"sub": "u", "exp": T0 + 60}));
+        let secret = MacKey::new(&[1; 32]).compute(HS256_LABEL);
+        let signing_input = &token[..token.len() - tag.len() - 1];
+        assert_eq!(
+            encoding::decode(tag).unwrap(),
+            MacKey::new(&secret).compute(signing_input.as_bytes())
+        );
+    }
+
+    #[test]
     fn verify_now_answers_at_once_exactly_as_verify_token() {
         let keyring = ring(1);
         let clock = ManualClock::at_unix(T0);
@@ -832,12 +880,14 @@ mod tests {
     #[test]
     fn derived_secret_is_not_the_raw_key() {
         let keyring = ring(1);
-        let raw = jsonwebtoken::encode(
-            &hs256_header(keyring.primary().id().as_str()),
-            &json!({"sub": "u", "exp": T0 + 60}),
-            &EncodingKey::from_secret(&[1; 32]),
-        )
-        .unwrap();
+        let kid = keyring.primary().id().as_str();
+        let message = format!(
+            "{}.{}",
+            encoding::encode(header(Some(kid), "")),
+            encoding::encode(format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60))
+        );
+        let tag = MacKey::new(&[1; 32]).compute(message.as_bytes());
+        let raw = format!("{message}.{}", encoding::encode(tag));
         let clock = ManualClock::at_unix(T0);
         assert!(matches!(
             verifier(&keyring, &clock).verify_token(&raw),
@@ -889,7 +939,7 @@ mod tests {
         let other = sign(&ring(2), json!({"sub": "u", "exp": T0 + 60}));
         // An unknown kid with a tampered signature, and with a signature
         // that verifies under the only key.
-        let unknown = raw_token(&header(Some("nobody"), ""), &payload, key, Algorithm::HS256);
+        let unknown = raw_token(&header(Some("nobody"), ""), &payload, key);
         for token in [other, tamper(&unknown), unknown] {
             assert!(matches!(
                 verifier.verify_token(&token),
@@ -904,12 +954,7 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let verifier = verifier(&keyring, &clock);
         let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
-        let valid = raw_token(
-            &header(None, ""),
-            &payload,
-            keyring.primary(),
-            Algorithm::HS256,
-        );
+        let valid = raw_token(&header(None, ""), &payload, keyring.primary());
         assert_eq!(verifier.verify_token(&valid).unwrap().subject, "u");
         assert!(matches!(
             verifier.verify_token(&tamper(&valid)),
@@ -956,8 +1001,7 @@ mod tests {
         let verifier = verifier(&keyring, &clock);
         let kid = keyring.primary().id().as_str();
         let payload = format!(r#"{{"sub":"u","exp":{}}}"#, T0 + 60);
-        let signed =
-            |header: &str| raw_token(header, &payload, keyring.primary(), Algorithm::HS256);
+        let signed = |header: &str| raw_token(header, &payload, keyring.primary());
         let valid = signed(&header(Some(kid), r#","crit":["exp"]"#));
         for token in [
             tamper(&valid),
@@ -997,7 +1041,7 @@ mod tests {
             r#"{"alg":"HS256","jku":"https://evil.test/jwks","jwk":{"kty":"oct","k":"AAAA"}}"#
                 .to_owned(),
         ] {
-            let token = raw_token(&header, &payload, key, Algorithm::HS256);
+            let token = raw_token(&header, &payload, key);
             assert_eq!(verifier.verify_token(&token).unwrap(), expected, "{header}");
             assert!(
                 matches!(
@@ -1028,7 +1072,7 @@ mod tests {
             .unwrap();
         let exp = T0 + 60;
         let ok = format!(r#"{{"sub":"u","exp":{exp},"scope":"a b","tenant":"t"}}"#);
-        let hs = |header: &str, payload: &str| raw_token(header, payload, key, Algorithm::HS256);
+        let hs = |header: &str, payload: &str| raw_token(header, payload, key);
         let ours = |payload: &str| hs(&header(Some(kid), ""), payload);
         let claim = |extra: &str| ours(&format!(r#"{{"sub":"u","exp":{exp}{extra}}}"#));
         let good = ours(&ok);
@@ -1047,12 +1091,7 @@ mod tests {
                 "WrongAlgorithm",
             ),
             (
-                raw_token(
-                    &format!(r#"{{"alg":"HS384","kid":"{kid}"}}"#),
-                    &ok,
-                    key,
-                    Algorithm::HS384,
-                ),
+                raw_token(&format!(r#"{{"alg":"HS384","kid":"{kid}"}}"#), &ok, key),
                 r#"Malformed("unsupported alg")"#,
             ),
             (
@@ -1186,7 +1225,6 @@ mod tests {
                 &header(Some(kid), ""),
                 &format!(r#"{{"sub":"u","exp":{exp}{rest}}}"#),
                 key,
-                Algorithm::HS256,
             )
         };
         let iss = r#","iss":"https://idp.example.test""#;
@@ -1223,7 +1261,6 @@ mod tests {
                 T0 - 600
             ),
             key,
-            Algorithm::HS256,
         );
         assert!(matches!(
             scoped.verify_token(&stale),
@@ -1273,7 +1310,6 @@ mod tests {
             &header(Some(keyring.primary().id().as_str()), ""),
             &dup_payload(T0 + 60),
             keyring.primary(),
-            Algorithm::HS256,
         );
         let claims = verifier(&keyring, &clock).verify_token(&token).unwrap();
         assert_eq!(claims.session_version, Some(2));
@@ -1300,14 +1336,7 @@ mod tests {
             .build()
             .unwrap();
         let base = format!(r#""sub":"u","exp":{},"iss":"i","aud":"a","nbf":1"#, T0 + 60);
-        let good = |payload: &str| {
-            raw_token(
-                &header(Some(key.id().as_str()), ""),
-                payload,
-                key,
-                Algorithm::HS256,
-            )
-        };
+        let good = |payload: &str| raw_token(&header(Some(key.id().as_str()), ""), payload, key);
         assert!(verifier.verify_token(&good(&format!("{{{base}}}"))).is_ok());
         for repeated in [
             r#""sub":"v""#,
