@@ -84,10 +84,10 @@ fn bench_primitives(c: &mut Criterion, fixtures: &Fixtures) {
     let floor_token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &serde_json::json!({"sub": "alice", "sv": 1, "exp": u64::from(u32::MAX)}),
-        &jsonwebtoken::EncodingKey::from_secret(&secret),
+        &jsonwebtoken::EncodingKey::from_secret(&secret).expect("a non-empty secret"),
     )
     .expect("HS256 token");
-    let floor_key = jsonwebtoken::DecodingKey::from_secret(&secret);
+    let floor_key = jsonwebtoken::DecodingKey::from_secret(&secret).expect("a non-empty secret");
     let floor_validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     group.bench_function("jsonwebtoken_decode_alone", |b| {
         b.iter(|| {

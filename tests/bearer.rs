@@ -579,7 +579,7 @@ async fn jwt_issuers_verify_each_issuer_only_with_its_own_keys() {
     let base = serve(router).await;
 
     let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE).unwrap();
-    let hmac = EncodingKey::from_secret(&secret_b);
+    let hmac = EncodingKey::from_secret(&secret_b).unwrap();
     let token = |alg, key: &EncodingKey, iss: Option<&str>| {
         let mut header = Header::new(alg);
         header.kid = Some("k1".into());

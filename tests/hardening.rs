@@ -457,7 +457,7 @@ async fn one_issuers_key_never_signs_for_another_issuer() {
     let forged = jsonwebtoken::encode(
         &header,
         &json!({"sub": "mallory", "iss": B, "aud": "api", "exp": T0 + 300}),
-        &jsonwebtoken::EncodingKey::from_secret(&secret_a),
+        &jsonwebtoken::EncodingKey::from_secret(&secret_a).unwrap(),
     )
     .unwrap();
     let answer = raw(

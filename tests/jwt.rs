@@ -7,7 +7,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use keystile::bearer::jwt::sign_hs256;
-use keystile::bearer::{JwtAlgorithm, JwtVerifier, JwtVerifierBuilder, TokenError};
+use keystile::bearer::{JwtAlgorithm, JwtConfigError, JwtVerifier, JwtVerifierBuilder, TokenError};
 use keystile::clock::ManualClock;
 use keystile::encoding;
 use keystile::keys::{Keyring, SigningKey};
@@ -68,40 +68,159 @@ fn reencode(value: &Value) -> String {
     encoding::encode(serde_json::to_vec(value).unwrap())
 }
 
-// RFC 7515 Appendix A.1 (also RFC 7519 §3.1): the HS256 JWS example.
-const A1_KEY: &str =
-    "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+// RFC 7515 Appendix A.1 (also RFC 7519 §3.1): the HS256 JWS example, its
+// JWK and token exactly as printed there.
+const A1_JWK: &str = r#"{"kty":"oct",
+ "k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"
+}"#;
 const A1_TOKEN: &str = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+// RFC 7515 Appendix A.2: RS256, the public half of its JWK (a `kid` added:
+// keystile requires one in configuration; the token itself names none).
+const A2_JWK: &str = r#"{"kty":"RSA","kid":"a2","n":"ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddxHmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMsD1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSHSXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdVMTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ","e":"AQAB"}"#;
+const A2_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
+
+// RFC 7515 Appendix A.3: ES256 (P-256), likewise.
+const A3_JWK: &str = r#"{"kty":"EC","kid":"a3","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+const A3_TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+
+// RFC 7515 Appendix A.4: ES512 (P-521), which keystile does not verify.
+const A4_JWK: &str = r#"{"kty":"EC","kid":"a4","crv":"P-521","x":"AekpBQ8ST8a8VcfVOTNl353vSrDCLLJXmPk06wTjxrrjcBpXp5EOnYG_NjFZ6OvLFV1jSfS9tsz4qUxcWceqwQGk","y":"ADSmRA43Z1DSNx_RvcLI87cdL07l6jQyyBXMoxVg_l2Th-x3S1WDhjDly79ajL4Kkd0AZMaZmh9ubmf63e3kyMj2"}"#;
+const A4_TOKEN: &str = "eyJhbGciOiJFUzUxMiJ9.UGF5bG9hZA.AdwMgeerwtHoh-l192l60hp9wAHZFVJbLfD_UxMi70cwnZOYaRI1bKPWROc-mZZqwqT2SI-KGDKB34XO0aw_7XdtAG8GaSwFKdCAPZgoXD2YBJZCPEX3xKpRwcdOO8KpEHwJjyqOgzDO7iKvU8vcnwNrmxYbSW9ERBXukOXolLzeO_Jn";
+
+/// Ten seconds before the examples' `exp` (1300819380).
+const A_NOW: u64 = 1_300_819_370;
+
+/// What the appendix examples are refused for once their signature has
+/// verified: their claims name no subject, and keystile requires one.
+const NO_SUBJECT: &str = "sub is missing or not a non-empty string";
+
+/// The A.1 key: the JWK's `k`, decoded.
+fn a1_key() -> Vec<u8> {
+    let jwk: Value = serde_json::from_str(A1_JWK).unwrap();
+    encoding::decode(jwk["k"].as_str().unwrap()).unwrap()
+}
+
+/// `token` with one byte in the middle of its signature flipped.
+fn flip_signature_middle(token: &str) -> String {
+    let mut signature = encoding::decode(token.rsplit('.').next().unwrap()).unwrap();
+    let middle = signature.len() / 2;
+    signature[middle] ^= 0x01;
+    with_part(token, 2, &encoding::encode(&signature))
+}
 
 #[test]
 fn rfc7515_a1_signature_is_hmac_sha256_over_the_signing_input() {
-    let key = encoding::decode(A1_KEY).unwrap();
     let (signing_input, signature) = A1_TOKEN.rsplit_once('.').unwrap();
-    let tag = MacKey::new(&key).compute(signing_input.as_bytes());
+    let tag = MacKey::new(&a1_key()).compute(signing_input.as_bytes());
     assert_eq!(encoding::encode(tag), signature);
 }
 
 #[test]
-fn rfc7515_a1_token_without_a_kid_verifies_under_the_only_hs256_key() {
-    let key = encoding::decode(A1_KEY).unwrap();
-    let clock = ManualClock::at_unix(1_300_819_370);
+fn rfc7515_a1_to_a3_signatures_verify_and_their_subjectless_claims_are_refused() {
+    let clock = ManualClock::at_unix(A_NOW);
+    let a1 = base(&clock).hs256_secret("a1", &a1_key()).unwrap();
+    let a2 = base(&clock).jwk(A2_JWK).unwrap();
+    let a3 = base(&clock).jwk(A3_JWK).unwrap();
+    for (name, builder, token) in [
+        ("A.1", a1, A1_TOKEN),
+        ("A.2", a2, A2_TOKEN),
+        ("A.3", a3, A3_TOKEN),
+    ] {
+        let verifier = builder.issuer("joe").build().unwrap();
+        // The claims are read only once the signature has verified.
+        assert_eq!(
+            format!("{:?}", verifier.verify_token(token)),
+            format!("{:?}", Err::<(), _>(TokenError::Malformed(NO_SUBJECT))),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                verifier.verify_token(&flip_signature_middle(token)),
+                Err(TokenError::BadSignature)
+            ),
+            "{name}"
+        );
+        let forged = with_part(
+            token,
+            1,
+            &reencode(&json!({"iss": "joe", "exp": 1_300_819_380u64, "sub": "joe"})),
+        );
+        assert!(
+            matches!(
+                verifier.verify_token(&forged),
+                Err(TokenError::BadSignature)
+            ),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn rfc7515_a2_and_a3_under_a_verifier_of_another_algorithm_are_refused() {
+    let clock = ManualClock::at_unix(A_NOW);
+    let hs256 = base(&clock)
+        .hs256_secret("a1", &a1_key())
+        .unwrap()
+        .build()
+        .unwrap();
+    let es256 = base(&clock).jwk(A3_JWK).unwrap().build().unwrap();
+    for (verifier, token) in [
+        (&hs256, A2_TOKEN),
+        (&hs256, A3_TOKEN),
+        (&es256, A2_TOKEN),
+        (&es256, A1_TOKEN),
+    ] {
+        assert!(
+            matches!(
+                verifier.verify_token(token),
+                Err(TokenError::WrongAlgorithm)
+            ),
+            "{token}"
+        );
+    }
+}
+
+#[test]
+fn rfc7515_a4_es512_is_refused_as_unsupported() {
+    assert!(matches!(
+        JwtVerifier::builder().jwk(A4_JWK),
+        Err(JwtConfigError::UnsupportedJwk(_))
+    ));
+    let clock = ManualClock::at_unix(A_NOW);
+    let verifiers = [
+        base(&clock)
+            .hs256_secret("a1", &a1_key())
+            .unwrap()
+            .build()
+            .unwrap(),
+        base(&clock).jwk(A2_JWK).unwrap().build().unwrap(),
+        base(&clock).jwk(A3_JWK).unwrap().build().unwrap(),
+    ];
+    for verifier in &verifiers {
+        assert!(matches!(
+            verifier.verify_token(A4_TOKEN),
+            Err(TokenError::Malformed("unsupported alg"))
+        ));
+    }
+}
+
+#[test]
+fn rfc7515_a1_header_and_key_verify_a_token_with_a_subject_without_a_kid() {
+    let key = a1_key();
+    let clock = ManualClock::at_unix(A_NOW);
     let one = base(&clock)
         .hs256_secret("a1", &key)
         .unwrap()
         .issuer("joe")
         .build()
         .unwrap();
-    // RFC 7515 A.1 has no `sub`: keystile requires one.
-    assert!(matches!(
-        one.verify_token(A1_TOKEN),
-        Err(TokenError::Malformed(_))
-    ));
     // The same header and key, with a subject: verified without a kid.
     let payload = json!({"iss": "joe", "exp": 1_300_819_380u64, "sub": "joe"});
     let token = sign(
         Algorithm::HS256,
         None,
-        &EncodingKey::from_secret(&key),
+        &EncodingKey::from_secret(&key).unwrap(),
         payload,
     );
     assert_eq!(one.verify_token(&token).unwrap().subject, "joe");
@@ -132,12 +251,12 @@ fn rfc7515_a1_token_without_a_kid_verifies_under_the_only_hs256_key() {
 
 #[test]
 fn rfc7515_a1_claims_under_a_kid_verify_at_their_own_time_and_expire() {
-    let key = encoding::decode(A1_KEY).unwrap();
+    let key = a1_key();
     let payload = json!({"iss": "joe", "exp": 1_300_819_380u64, "http://example.com/is_root": true, "sub": "joe"});
     let token = sign(
         Algorithm::HS256,
         Some("a1"),
-        &EncodingKey::from_secret(&key),
+        &EncodingKey::from_secret(&key).unwrap(),
         payload,
     );
     let clock = ManualClock::at_unix(1_300_819_370);
@@ -383,7 +502,7 @@ fn issuer_and_audience_are_enforced_when_configured() {
             json!({"sub": "a", "exp": T0 + 60, "iss": "https://idp.test", "aud": "billing"}),
             "wrong aud",
         ),
-        // jsonwebtoken#493: without marking `aud` required, this would pass.
+        // A configured audience is required, not only checked when present.
         (
             json!({"sub": "a", "exp": T0 + 60, "iss": "https://idp.test"}),
             "no aud",
@@ -445,7 +564,7 @@ fn hs256_signed_with_the_rsa_public_key_is_refused_for_an_rsa_kid() {
     let forged = sign(
         Algorithm::HS256,
         Some("rsa-1"),
-        &EncodingKey::from_secret(RSA_PUBLIC),
+        &EncodingKey::from_secret(RSA_PUBLIC).unwrap(),
         claims(),
     );
     assert!(matches!(
@@ -483,7 +602,7 @@ fn an_unknown_kid_is_refused_and_a_missing_one_goes_to_the_only_key() {
     let secret_without_kid = sign(
         Algorithm::HS256,
         None,
-        &EncodingKey::from_secret(&[1; 32]),
+        &EncodingKey::from_secret(&[1; 32]).unwrap(),
         claims(),
     );
     assert!(matches!(
@@ -554,7 +673,12 @@ fn oversized_garbage_and_critical_headers_never_panic_and_never_admit() {
 fn sign_with_header(ring: &Keyring, header: Value, claims: Value) -> String {
     let header: Header = serde_json::from_value(header).unwrap();
     let secret = derived_secret(ring);
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret)).unwrap()
+    jsonwebtoken::encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(&secret).unwrap(),
+    )
+    .unwrap()
 }
 
 /// The documented derivation: HMAC-SHA256(key, "keystile.v1\0keystile/jwt-hs256\0").
@@ -575,7 +699,7 @@ fn documented_hs256_derivation_matches_the_verifier() {
     let token = sign(
         Algorithm::HS256,
         Some(&kid),
-        &EncodingKey::from_secret(&derived_secret(&ring)),
+        &EncodingKey::from_secret(&derived_secret(&ring)).unwrap(),
         claims(),
     );
     assert!(verifier.verify_token(&token).is_ok());

@@ -7,15 +7,19 @@
 //! (`benches/tests/api_key_allocations.rs`), so every measure times the same stacks.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::IntoResponse as _;
 use axum::routing::get;
+use axum_extra::extract::cookie::{Cookie, Key, SignedCookieJar};
 use http::{HeaderMap, HeaderValue, Request, header};
 use keystile::api_key::{ApiKeyLayer, ApiKeys, KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
-use keystile::bearer::{BearerLayer, BearerTokens, JwtVerifier, jwt::sign_hs256};
+use keystile::bearer::{BearerLayer, BearerTokens, JwtAlgorithm, JwtVerifier, jwt::sign_hs256};
 use keystile::handoff::HandoffLayer;
 use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
@@ -34,8 +38,21 @@ pub const API_KEYS: usize = 10_000;
 /// The bearer token tower-http's static-string layer compares against.
 const STATIC_BEARER: &str = "c3RhdGljLWJlYXJlci10b2tlbi1vZi1maWZ0eS1ieXRlcy1sb25nLTAxMjM0NTY3";
 
+/// The shared secret of the `jwt_authorizer_hs256` peer (jwt-authorizer
+/// takes HMAC secrets as text).
+const PEER_HS256_SECRET: &str = "jwt-authorizer-bench-secret-of-32-bytes-or-more";
+
+/// The RS256 and ES256 keys of the public-key scenarios (the test fixtures).
+const RSA_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/rsa_private.pem");
+const RSA_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/rsa_public.pem");
+const EC_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/ec_private.pem");
+const EC_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/ec_public.pem");
+
+/// The name of the `signed_cookie_jar` peer's cookie.
+const PEER_COOKIE: &str = "session";
+
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 15] = [
+pub const ALL: [Scenario; 20] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -44,7 +61,12 @@ pub const ALL: [Scenario; 15] = [
     Scenario::ApiKey,
     Scenario::ApiKeyFromFn,
     Scenario::Session,
+    Scenario::SignedCookieJar,
     Scenario::Bearer,
+    Scenario::BearerRs256,
+    Scenario::BearerEs256,
+    Scenario::JwtAuthorizerHs256,
+    Scenario::JwtAuthorizerRs256,
     Scenario::BearerSessionVersion,
     Scenario::BearerSessionVersionTwoLayers,
     Scenario::HandoffOtherPath,
@@ -80,8 +102,24 @@ pub enum Scenario {
     ApiKeyFromFn,
     /// `SessionLayer` verifying a session cookie.
     Session,
+    /// The peer a user would write with axum-extra:
+    /// `axum::middleware::from_fn` reading a `SignedCookieJar` from the
+    /// request headers, verifying its session cookie (HMAC-SHA256) and
+    /// inserting the cookie's value into the extensions (no expiry,
+    /// tenant or session-version check).
+    SignedCookieJar,
     /// `BearerLayer` verifying an HS256 JWT.
     Bearer,
+    /// `BearerLayer` verifying an RS256 JWT (2048-bit key) from a PEM key.
+    BearerRs256,
+    /// `BearerLayer` verifying an ES256 JWT from a PEM key.
+    BearerEs256,
+    /// The peer crate jwt-authorizer's layer, built from a secret as its
+    /// README shows, verifying an HS256 JWT with the same claims.
+    JwtAuthorizerHs256,
+    /// jwt-authorizer's layer built from the PEM public key, verifying the
+    /// same RS256 JWT as [`Scenario::BearerRs256`].
+    JwtAuthorizerRs256,
     /// `BearerLayer` then `SessionVersionLayer` in one `ServiceBuilder`
     /// route layer, the version cached.
     BearerSessionVersion,
@@ -115,7 +153,12 @@ impl Scenario {
             Self::ApiKey => "api_key",
             Self::ApiKeyFromFn => "api_key_from_fn",
             Self::Session => "session",
+            Self::SignedCookieJar => "signed_cookie_jar",
             Self::Bearer => "bearer_hs256",
+            Self::BearerRs256 => "bearer_rs256",
+            Self::BearerEs256 => "bearer_es256",
+            Self::JwtAuthorizerHs256 => "jwt_authorizer_hs256",
+            Self::JwtAuthorizerRs256 => "jwt_authorizer_rs256",
             Self::BearerSessionVersion => "bearer_session_version",
             Self::BearerSessionVersionTwoLayers => "bearer_session_version_two_layers",
             Self::HandoffOtherPath => "handoff_other_path",
@@ -165,6 +208,11 @@ pub struct Fixtures {
     other_api_key: MintedKey,
     session_cookie: String,
     jwt: String,
+    rs256_jwt: String,
+    es256_jwt: String,
+    peer_hs256_jwt: String,
+    cookie_key: Key,
+    signed_cookie: String,
     validator: SessionVersionValidator,
 }
 
@@ -215,10 +263,36 @@ impl Fixtures {
             .expect("session cookie");
 
         let claims = serde_json::json!({"sub": "alice", "sv": 1, "exp": now() + 3600});
-        let jwt = match claims {
-            serde_json::Value::Object(map) => sign_hs256(&keyring, &map).expect("HS256"),
+        let jwt = match &claims {
+            serde_json::Value::Object(map) => sign_hs256(&keyring, map).expect("HS256"),
             _ => unreachable!("a JSON object"),
         };
+
+        let public_key_jwt = |alg, kid: &str, key| {
+            let mut header = jsonwebtoken::Header::new(alg);
+            header.kid = Some(kid.to_owned());
+            jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+        };
+        let rs256_jwt = public_key_jwt(
+            jsonwebtoken::Algorithm::RS256,
+            "rsa-1",
+            jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE).expect("RSA fixture"),
+        );
+        let es256_jwt = public_key_jwt(
+            jsonwebtoken::Algorithm::ES256,
+            "ec-1",
+            jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE).expect("EC fixture"),
+        );
+        let peer_hs256_jwt = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(PEER_HS256_SECRET.as_bytes())
+                .expect("a non-empty secret"),
+        )
+        .expect("HS256");
+
+        let cookie_key = Key::from(&[9; 64]);
+        let signed_cookie = signed_cookie(&cookie_key, "alice");
 
         let current_version = |_: FetchRequest<'_>| async { Ok::<u64, FetchError>(1) };
         let validator =
@@ -232,6 +306,11 @@ impl Fixtures {
             other_api_key: other_api_key.expect("minted"),
             session_cookie,
             jwt,
+            rs256_jwt,
+            es256_jwt,
+            peer_hs256_jwt,
+            cookie_key,
+            signed_cookie,
             validator,
         }
     }
@@ -364,11 +443,66 @@ impl Fixtures {
                     tenants(),
                 )))
             }
+            Scenario::SignedCookieJar => {
+                let cookie = format!("{PEER_COOKIE}={}", self.signed_cookie);
+                headers.insert(
+                    header::COOKIE,
+                    HeaderValue::from_str(&cookie).expect("ASCII cookie"),
+                );
+                let key = self.cookie_key.clone();
+                route.route_layer(axum::middleware::from_fn(
+                    move |mut request: Request<Body>, next: axum::middleware::Next| {
+                        let jar = SignedCookieJar::from_headers(request.headers(), key.clone());
+                        async move {
+                            match jar.get(PEER_COOKIE) {
+                                Some(cookie) => {
+                                    let user = PeerSession(cookie.value().to_owned());
+                                    request.extensions_mut().insert(user);
+                                    next.run(request).await
+                                }
+                                None => http::StatusCode::UNAUTHORIZED.into_response(),
+                            }
+                        }
+                    },
+                ))
+            }
             Scenario::Bearer => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
                 route.route_layer(BearerLayer::new(BearerTokens::new(Arc::new(
                     self.jwt_verifier(),
                 ))))
+            }
+            Scenario::BearerRs256 => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.rs256_jwt));
+                let verifier = JwtVerifier::builder()
+                    .public_key_pem("rsa-1", JwtAlgorithm::RS256, RSA_PUBLIC)
+                    .and_then(|b| b.build())
+                    .expect("RS256 verifier");
+                route.route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))))
+            }
+            Scenario::BearerEs256 => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.es256_jwt));
+                let verifier = JwtVerifier::builder()
+                    .public_key_pem("ec-1", JwtAlgorithm::ES256, EC_PUBLIC)
+                    .and_then(|b| b.build())
+                    .expect("ES256 verifier");
+                route.route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))))
+            }
+            Scenario::JwtAuthorizerHs256 => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.peer_hs256_jwt));
+                let authorizer = without_waiting(
+                    jwt_authorizer::JwtAuthorizer::from_secret(PEER_HS256_SECRET).build(),
+                )
+                .expect("jwt-authorizer from a secret");
+                behind_jwt_authorizer(route, authorizer)
+            }
+            Scenario::JwtAuthorizerRs256 => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.rs256_jwt));
+                let pem = std::str::from_utf8(RSA_PUBLIC).expect("PEM text");
+                let authorizer =
+                    without_waiting(jwt_authorizer::JwtAuthorizer::from_rsa_pem_text(pem).build())
+                        .expect("jwt-authorizer from a PEM key");
+                behind_jwt_authorizer(route, authorizer)
             }
             Scenario::BearerSessionVersion => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
@@ -507,4 +641,62 @@ fn allow_list() -> Vec<String> {
 
 fn tenants() -> HostTenant {
     HostTenant::under("example.test").expect("valid parent domain")
+}
+
+/// What the `signed_cookie_jar` peer hands on: the cookie's value.
+#[derive(Clone, Debug)]
+struct PeerSession(String);
+
+/// The value of a cookie `name = value` signed with `key`, as
+/// `SignedCookieJar` writes it into `Set-Cookie`.
+fn signed_cookie(key: &Key, value: &str) -> String {
+    let response = SignedCookieJar::new(key.clone())
+        .add(Cookie::new(PEER_COOKIE, value.to_owned()))
+        .into_response();
+    let set_cookie = response
+        .headers()
+        .get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .expect("a Set-Cookie header");
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=')
+        .map(|(_, signed)| signed.to_owned())
+        .expect("name=value")
+}
+
+/// axum 0.8's response, as jwt-authorizer's service wants its inner
+/// service's response to be: something its `AuthError` converts into
+/// (jwt-authorizer renders refusals with axum 0.7; the benchmark only
+/// counts admitted requests, so a refusal is a bare 401 here).
+struct PeerResponse(axum::response::Response);
+
+impl From<jwt_authorizer::AuthError> for PeerResponse {
+    fn from(_: jwt_authorizer::AuthError) -> Self {
+        Self(http::StatusCode::UNAUTHORIZED.into_response())
+    }
+}
+
+/// `route` behind jwt-authorizer's layer, as its README adds it
+/// (`authorizer.into_layer()`), between the two response conversions above.
+fn behind_jwt_authorizer(route: Router, authorizer: jwt_authorizer::Authorizer) -> Router {
+    use jwt_authorizer::IntoLayer as _;
+    route.route_layer(
+        tower::ServiceBuilder::new()
+            .map_response(|response: PeerResponse| response.0)
+            .layer(authorizer.into_layer())
+            .map_response(PeerResponse),
+    )
+}
+
+/// The output of a future that never waits: jwt-authorizer's async
+/// `build` for keys given in memory.
+fn without_waiting<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the future waited"),
+    }
 }

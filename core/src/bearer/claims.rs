@@ -197,11 +197,15 @@ impl<'de> Deserialize<'de> for ClaimSlots {
     }
 }
 
-/// [`ClaimSlots`] from a claims object that names none of the claims
-/// jsonwebtoken checks itself (`exp`, `nbf`, `sub`, `iss`, `aud`) twice.
+/// [`ClaimSlots`] from a claims object that names none of the claims a JWT
+/// verifier checks or identifies by (`exp`, `nbf`, `sub`, `iss`, `aud`)
+/// twice.
 ///
-/// jsonwebtoken refuses such a payload; a verifier that answers without it
-/// reads payloads through this type so that it never admits one.
+/// RFC 7519 §4 lets a parser keep the last of duplicate names or refuse
+/// them; for these five, parsers that keep the first and ones that keep the
+/// last would disagree about who the token is for or whether it is still
+/// valid, so `JwtVerifier` refuses them. Other repeated claims keep their
+/// last occurrence.
 #[cfg(feature = "jwt")]
 pub(crate) struct UnrepeatedClaimSlots(pub(crate) ClaimSlots);
 

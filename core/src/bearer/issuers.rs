@@ -50,8 +50,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use crate::bearer::jwt;
 use crate::bearer::{Claims, JwtConfigError, JwtVerifier, TokenError, TokenVerifier};
-use crate::encoding;
 
 /// Verifies tokens of several issuers, each with its own [`JwtVerifier`];
 /// see the [module docs](self). Cloning is cheap.
@@ -113,16 +113,9 @@ impl JwtIssuers {
                 "not a compact JWS with a JSON payload",
             ));
         };
-        let json = encoding::decode(payload)
-            .map_err(|_| TokenError::Malformed("not a compact JWS with a JSON payload"))?;
-        // A struct also deserializes from a JSON list; a payload is an object.
-        let object = json.trim_ascii_start().starts_with(b"{");
-        let named: NamedIssuer = serde_json::from_slice(&json)
-            .ok()
-            .filter(|_| object)
-            .ok_or(TokenError::Malformed(
-                "not a compact JWS with a JSON payload",
-            ))?;
+        let named: NamedIssuer = jwt::json_object(payload).ok_or(TokenError::Malformed(
+            "not a compact JWS with a JSON payload",
+        ))?;
         let Some(IssuerClaim::Text(issuer)) = named.iss else {
             return Err(TokenError::WrongIssuer);
         };
@@ -155,6 +148,7 @@ mod tests {
     use super::*;
     use crate::bearer::jwt::sign_hs256;
     use crate::clock::ManualClock;
+    use crate::encoding;
     use crate::keys::{Keyring, SigningKey};
     use serde_json::{Value, json};
 

@@ -57,7 +57,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jsonwebtoken::EncodingKey;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
 use serde_json::{Map, Value};
 use zeroize::Zeroize;
@@ -250,7 +249,7 @@ impl From<StoreError> for LifecycleError {
 }
 
 struct Inner {
-    signing_key: EncodingKey,
+    signer: jwt::Hs256Signer,
     kid: KeyId,
     verifier: JwtVerifier,
     replay: Arc<dyn ReplayStore>,
@@ -376,7 +375,7 @@ impl TokenLifecycleBuilder {
         let primary = self.keyring.primary();
         Ok(TokenLifecycle {
             inner: Arc::new(Inner {
-                signing_key: jwt::hs256_encoding_key(primary),
+                signer: jwt::Hs256Signer::new(primary),
                 kid: primary.id().clone(),
                 verifier: verifier.build()?,
                 replay,
@@ -460,8 +459,9 @@ impl TokenLifecycle {
         if let Some(audience) = &inner.audience {
             claims.insert("aud".into(), audience.clone().into());
         }
-        let header = jwt::hs256_header(inner.kid.as_str());
-        jsonwebtoken::encode(&header, &claims, &inner.signing_key)
+        inner
+            .signer
+            .sign(&claims)
             .map_err(|_| LifecycleError::Signing)
     }
 

@@ -42,10 +42,10 @@ pub async fn connect_client(
     timeout: Duration,
 ) -> Result<ConnectionManager, StoreError> {
     let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(timeout)
-        .set_response_timeout(timeout)
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
-        .set_max_delay(500);
+        .set_max_delay(Duration::from_millis(500));
     // Connecting may retry: bound the whole attempt, not each try.
     bounded(
         timeout.saturating_mul(2),
