@@ -50,7 +50,7 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
-use http::Request;
+use http::{Extensions, Request};
 use keystile_core::identity::{AuthMethod, Principal};
 use keystile_core::session_version::{FetchRequest, FreshnessError, SessionVersionValidator};
 use keystile_core::{Reason, Rejection};
@@ -150,12 +150,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = Arc::clone(&self.layer);
-        let extensions = request.extensions();
-        let principal = extensions.get::<Principal>().cloned();
-        let any_layer = LayersSeen::any(extensions);
-        let realm = Realm::of(extensions);
         Box::pin(async move {
-            match check(&layer, principal, any_layer, realm).await {
+            // The principal is read where it lies, in the request the
+            // future owns: no copy of it.
+            match check(&layer, request.extensions()).await {
                 Ok(()) => inner.call(request).await,
                 Err(rejection) => Ok(IntoResponse::into_response(rejection)),
             }
@@ -163,14 +161,9 @@ where
     }
 }
 
-async fn check(
-    layer: &SessionVersionLayer,
-    principal: Option<Principal>,
-    any_layer: bool,
-    realm: Cow<'static, str>,
-) -> Result<(), Rejection> {
-    let Some(principal) = principal else {
-        return if any_layer {
+async fn check(layer: &SessionVersionLayer, extensions: &Extensions) -> Result<(), Rejection> {
+    let Some(principal) = extensions.get::<Principal>() else {
+        return if LayersSeen::any(extensions) {
             Ok(())
         } else {
             Err(Rejection::new(Reason::MissingLayer, NAME).with_detail(MISORDERED))
@@ -186,7 +179,7 @@ async fn check(
         .await
     {
         Ok(_) => Ok(()),
-        Err(error) => Err(rejection_for(&principal, error, realm)),
+        Err(error) => Err(rejection_for(principal, error, Realm::of(extensions))),
     }
 }
 
