@@ -91,7 +91,7 @@ impl Target {
         let mut one_time = OneTimeConfig::default();
         let mut api_keys = CachedApiKeyStore::new(MemoryApiKeyStore::new());
         if let Some(bound) = bound {
-            replay = MemoryReplayStore::with_capacity(bound);
+            replay = MemoryReplayStore::new().with_capacity(bound);
             versions = versions.with_capacity(bound);
             revocations = revocations.with_capacity(bound);
             one_time = one_time.with_max_pending(bound);
@@ -120,7 +120,7 @@ impl Target {
         let fetcher = |_: FetchRequest<'_>| async { Ok(1) };
         let validator = SessionVersionValidator::from_shared(versions.clone(), Arc::new(fetcher));
         let tenants = HostTenant::under("localhost").expect("a DNS name");
-        let handoff = HandoffLayer::with_shared(keyring.clone(), replay.clone(), Arc::new(tenants))
+        let handoff = HandoffLayer::from_shared(keyring.clone(), replay.clone(), Arc::new(tenants))
             .clock(clock.shared());
 
         let keyed = Router::new()

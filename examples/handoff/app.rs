@@ -175,7 +175,7 @@ fn impersonate(issuer: &HandoffIssuer, port: u16, tenant: &str) -> Response {
 
 fn tenant_admin(config: &AppConfig, tenants: HostTenant) -> Router {
     let cookie = SessionCookie::http();
-    let handoff = HandoffLayer::with_shared(
+    let handoff = HandoffLayer::from_shared(
         config.keyring.clone(),
         Arc::clone(&config.replay),
         Arc::new(tenants.clone()),

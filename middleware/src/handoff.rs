@@ -141,11 +141,11 @@ impl HandoffLayer {
     /// `/_keystile/handoff`, landing `/`, 303, [`SessionCookie::http`],
     /// system clock, no leeway.
     pub fn new(keyring: Keyring, replay: impl ReplayStore, tenant: impl TenantResolver) -> Self {
-        Self::with_shared(keyring, Arc::new(replay), Arc::new(tenant))
+        Self::from_shared(keyring, Arc::new(replay), Arc::new(tenant))
     }
 
     /// Like [`new`](Self::new), with a store and resolver already shared.
-    pub fn with_shared(
+    pub fn from_shared(
         keyring: Keyring,
         replay: SharedReplayStore,
         tenant: SharedTenantResolver,

@@ -168,6 +168,7 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
     }
 
     /// Sets the bound on cached known keys.
+    #[must_use]
     pub fn with_capacity(mut self, entries: usize) -> Self {
         self.known = Bounded::new(entries);
         self

@@ -34,7 +34,7 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 /// use keystile_core::store::StoreError;
 ///
 /// let clock = ManualClock::at_unix(1_000);
-/// let store = MemoryReplayStore::with_capacity(1).clock(clock.shared());
+/// let store = MemoryReplayStore::new().with_capacity(1).clock(clock.shared());
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::First);
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::AlreadyUsed);
 /// assert!(matches!(store.redeem("b", 1_060).await, Err(StoreError::Capacity)));
@@ -52,13 +52,16 @@ impl MemoryReplayStore {
     /// A store holding up to [`DEFAULT_REPLAY_CAPACITY`] live ids, on the
     /// system clock.
     pub fn new() -> Self {
-        Self::with_capacity(DEFAULT_REPLAY_CAPACITY)
+        Self {
+            ids: ExpiringIds::new(DEFAULT_REPLAY_CAPACITY),
+        }
     }
 
-    /// A store holding up to `capacity` live ids (at least 1).
-    pub fn with_capacity(capacity: usize) -> Self {
+    /// Holds up to `capacity` live ids (at least 1).
+    #[must_use]
+    pub fn with_capacity(self, capacity: usize) -> Self {
         Self {
-            ids: ExpiringIds::new(capacity),
+            ids: ExpiringIds::new(capacity).with_clock(self.ids.clock().clone()),
         }
     }
 
@@ -121,7 +124,9 @@ mod tests {
     const T0: u64 = 1_700_000_000;
 
     fn store(capacity: usize, clock: &ManualClock) -> MemoryReplayStore {
-        MemoryReplayStore::with_capacity(capacity).clock(clock.shared())
+        MemoryReplayStore::new()
+            .with_capacity(capacity)
+            .clock(clock.shared())
     }
 
     #[tokio::test]

@@ -85,6 +85,7 @@ impl MemorySessionVersionCache {
 
     /// The most subjects kept (at least one; rounded up to a multiple of
     /// the cache's shards, see [`capacity`](Self::capacity)).
+    #[must_use]
     pub fn with_capacity(mut self, entries: usize) -> Self {
         self.entries = Cache::new(entries.max(1));
         self

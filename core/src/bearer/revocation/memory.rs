@@ -33,6 +33,7 @@ impl MemoryRevocationList {
     }
 
     /// Holds at most `capacity` live entries (at least 1).
+    #[must_use]
     pub fn with_capacity(self, capacity: usize) -> Self {
         Self {
             ids: ExpiringIds::new(capacity).with_clock(self.ids.clock().clone()),
