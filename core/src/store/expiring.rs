@@ -74,6 +74,14 @@ impl ExpiringIds {
         }
     }
 
+    /// Holds at most `capacity` live ids (at least 1); set before any id
+    /// is inserted.
+    #[must_use]
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
     /// Reads time from `clock` to decide which ids have expired.
     #[must_use]
     pub fn with_clock(mut self, clock: SharedClock) -> Self {

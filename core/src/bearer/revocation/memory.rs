@@ -34,10 +34,9 @@ impl MemoryRevocationList {
 
     /// Holds at most `capacity` live entries (at least 1).
     #[must_use]
-    pub fn with_capacity(self, capacity: usize) -> Self {
-        Self {
-            ids: ExpiringIds::new(capacity).with_clock(self.ids.clock().clone()),
-        }
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.ids = self.ids.with_capacity(capacity);
+        self
     }
 
     /// Reads time from `clock`.
