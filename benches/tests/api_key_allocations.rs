@@ -8,7 +8,9 @@
 //! memory store — runs the one path every authenticator takes: its decision
 //! is one boxed future, and the store's `lookup` is another (`async_trait`).
 //! It may allocate at most [`OVER_THE_IDENTITY`] times more per request than
-//! the yardstick (measured when the bound was set: 15 against 12).
+//! the yardstick (measured when the bound was set: 14 against 12). Looking
+//! up through an `Arc` of a store boxes no third future: the 15 before that
+//! fix fail here.
 //!
 //! One test per binary: the allocator counts every thread, so a second test
 //! running alongside would be counted too.
@@ -32,7 +34,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const REQUESTS: usize = 64;
 
 /// The allocations `ApiKeyLayer` may add over inserting the identity.
-const OVER_THE_IDENTITY: usize = 3;
+const OVER_THE_IDENTITY: usize = 2;
 
 /// Allocations per admitted request through `router`, after a warm-up.
 fn allocations_per_request(

@@ -27,6 +27,8 @@
 //! }
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -94,10 +96,19 @@ pub trait ApiKeyAdmin: ApiKeyStore {
     async fn record_use(&self, uses: &[LastUse]) -> Result<(), StoreError>;
 }
 
-#[async_trait]
+// Hands back the inner store's future itself: an `async fn` here would box
+// a second future around it on every request.
 impl<T: ApiKeyStore + ?Sized> ApiKeyStore for Arc<T> {
-    async fn lookup(&self, digest: &KeyDigest) -> Result<Option<Arc<ApiKeyRecord>>, StoreError> {
-        (**self).lookup(digest).await
+    fn lookup<'a, 'b, 'f>(
+        &'a self,
+        digest: &'b KeyDigest,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<Arc<ApiKeyRecord>>, StoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).lookup(digest)
     }
 }
 

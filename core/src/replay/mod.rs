@@ -33,6 +33,8 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -63,9 +65,19 @@ pub trait ReplayStore: Send + Sync + 'static {
 /// A replay store shared between layers.
 pub type SharedReplayStore = Arc<dyn ReplayStore>;
 
-#[async_trait]
+// Hands back the inner store's future itself: an `async fn` here would box
+// a second future around it on every redemption.
 impl<T: ReplayStore + ?Sized> ReplayStore for Arc<T> {
-    async fn redeem(&self, id: &str, expires_at: u64) -> Result<Redemption, StoreError> {
-        (**self).redeem(id, expires_at).await
+    fn redeem<'a, 'b, 'f>(
+        &'a self,
+        id: &'b str,
+        expires_at: u64,
+    ) -> Pin<Box<dyn Future<Output = Result<Redemption, StoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).redeem(id, expires_at)
     }
 }

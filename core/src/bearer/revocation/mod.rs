@@ -24,6 +24,8 @@
 //! # });
 //! ```
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -84,7 +86,17 @@ impl<T: RevocationList + ?Sized> RevocationList for Arc<T> {
         (**self).revoke(token_id, expires_at).await
     }
 
-    async fn is_revoked(&self, token_id: &str) -> Result<bool, StoreError> {
-        (**self).is_revoked(token_id).await
+    // Hands back the inner list's future itself: an `async fn` here would
+    // box a second future around it on every request.
+    fn is_revoked<'a, 'b, 'f>(
+        &'a self,
+        token_id: &'b str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send + 'f>>
+    where
+        'a: 'f,
+        'b: 'f,
+        Self: 'f,
+    {
+        (**self).is_revoked(token_id)
     }
 }
