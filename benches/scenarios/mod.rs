@@ -52,7 +52,7 @@ const EC_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/ec_public.pem");
 const PEER_COOKIE: &str = "session";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 20] = [
+pub const ALL: [Scenario; 21] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -60,6 +60,7 @@ pub const ALL: [Scenario; 20] = [
     Scenario::IdentityOnly,
     Scenario::ApiKey,
     Scenario::ApiKeyFromFn,
+    Scenario::ApiKeyFromFnIdentity,
     Scenario::Session,
     Scenario::SignedCookieJar,
     Scenario::Bearer,
@@ -100,6 +101,11 @@ pub enum Scenario {
     /// up in a `HashMap` of the same [`API_KEYS`] digests (no checksum, no
     /// expiry, no identity handed on).
     ApiKeyFromFn,
+    /// [`Scenario::ApiKeyFromFn`] handing the key's owner on to handlers
+    /// in the request's extensions, the way axum's middleware docs pass
+    /// state to handlers: the hand-written peer that tells a handler who
+    /// is calling, as `ApiKeyLayer` does.
+    ApiKeyFromFnIdentity,
     /// `SessionLayer` verifying a session cookie.
     Session,
     /// The peer a user would write with axum-extra:
@@ -152,6 +158,7 @@ impl Scenario {
             Self::IdentityOnly => "identity_only",
             Self::ApiKey => "api_key",
             Self::ApiKeyFromFn => "api_key_from_fn",
+            Self::ApiKeyFromFnIdentity => "api_key_from_fn_identity",
             Self::Session => "session",
             Self::SignedCookieJar => "signed_cookie_jar",
             Self::Bearer => "bearer_hs256",
@@ -405,28 +412,33 @@ impl Fixtures {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
                 route.route_layer(ApiKeyLayer::new(ApiKeys::new(self.store.clone())))
             }
-            Scenario::ApiKeyFromFn => {
+            Scenario::ApiKeyFromFn | Scenario::ApiKeyFromFnIdentity => {
                 headers.insert(header::AUTHORIZATION, bearer(self.api_key()));
                 let digests = Arc::clone(&self.digests);
+                let hand_on = scenario == Scenario::ApiKeyFromFnIdentity;
                 route.route_layer(axum::middleware::from_fn(
-                    move |request: Request<Body>, next: axum::middleware::Next| {
+                    move |mut request: Request<Body>, next: axum::middleware::Next| {
                         let digests = Arc::clone(&digests);
                         async move {
                             use axum::response::IntoResponse as _;
                             use sha2::Digest as _;
-                            let known = request
+                            let owner = request
                                 .headers()
                                 .get(header::AUTHORIZATION)
                                 .and_then(|v| v.to_str().ok())
                                 .and_then(|v| v.strip_prefix("Bearer "))
-                                .is_some_and(|key| {
+                                .and_then(|key| {
                                     let digest: [u8; 32] = sha2::Sha256::digest(key).into();
-                                    digests.contains_key(&digest)
+                                    digests.get(&digest)
                                 });
-                            if known {
-                                next.run(request).await
-                            } else {
-                                http::StatusCode::UNAUTHORIZED.into_response()
+                            match owner {
+                                Some(owner) => {
+                                    if hand_on {
+                                        request.extensions_mut().insert(Arc::clone(owner));
+                                    }
+                                    next.run(request).await
+                                }
+                                None => http::StatusCode::UNAUTHORIZED.into_response(),
                             }
                         }
                     },
