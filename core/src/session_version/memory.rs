@@ -13,8 +13,9 @@ use crate::store::StoreError;
 /// Default time a cached version is trusted.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
-/// Default bound on cached subjects.
-const DEFAULT_CAPACITY: usize = 65_536;
+/// How many subjects a [`MemorySessionVersionCache`] holds unless
+/// configured.
+pub const DEFAULT_SESSION_VERSION_CAPACITY: usize = 65_536;
 
 /// Session versions cached in this process: bounded, expiring by the
 /// injected clock, safe to read from many threads at once.
@@ -65,10 +66,11 @@ struct Entry {
 }
 
 impl MemorySessionVersionCache {
-    /// A cache with a 60 s TTL, 65 536 entries and the system clock.
+    /// A cache with a 60 s TTL, [`DEFAULT_SESSION_VERSION_CAPACITY`]
+    /// entries and the system clock.
     pub fn new() -> Self {
         Self {
-            entries: Cache::new(DEFAULT_CAPACITY),
+            entries: Cache::new(DEFAULT_SESSION_VERSION_CAPACITY),
             generation: AtomicU64::new(0),
             ttl_millis: millis(DEFAULT_TTL),
             clock: SystemClock::shared(),
