@@ -60,14 +60,14 @@ impl MemoryReplayStore {
     /// Holds up to `capacity` live ids (at least 1).
     #[must_use]
     pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.ids = self.ids.with_capacity(capacity);
+        self.ids = self.ids.capacity(capacity);
         self
     }
 
     /// Reads time from `clock` to decide which ids have expired.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.ids = self.ids.with_clock(clock);
+        self.ids = self.ids.clock(clock);
         self
     }
 
@@ -83,7 +83,7 @@ impl MemoryReplayStore {
 
     /// The most live ids this store holds.
     pub fn capacity(&self) -> usize {
-        self.ids.capacity()
+        self.ids.capacity
     }
 }
 

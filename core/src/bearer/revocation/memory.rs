@@ -35,14 +35,14 @@ impl MemoryRevocationList {
     /// Holds at most `capacity` live entries (at least 1).
     #[must_use]
     pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.ids = self.ids.with_capacity(capacity);
+        self.ids = self.ids.capacity(capacity);
         self
     }
 
     /// Reads time from `clock`.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.ids = self.ids.with_clock(clock);
+        self.ids = self.ids.clock(clock);
         self
     }
 
@@ -53,7 +53,7 @@ impl MemoryRevocationList {
 
     /// The most live entries held; [`len`](Self::len) never exceeds it.
     pub fn capacity(&self) -> usize {
-        self.ids.capacity()
+        self.ids.capacity
     }
 
     /// Whether no live entry is held.
@@ -79,7 +79,7 @@ impl fmt::Debug for MemoryRevocationList {
 #[async_trait]
 impl RevocationList for MemoryRevocationList {
     async fn revoke(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        if expires_at <= self.ids.clock().unix_seconds() {
+        if expires_at <= self.ids.clock.unix_seconds() {
             // The token is already dead; nothing to remember.
             return Ok(());
         }
