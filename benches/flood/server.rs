@@ -130,17 +130,17 @@ impl Target {
 
         let replay = Arc::new(
             MemoryReplayStore::new()
-                .with_capacity(bounds.replay)
+                .capacity(bounds.replay)
                 .clock(clock.shared()),
         );
         let versions = Arc::new(
             MemorySessionVersionCache::new()
-                .with_capacity(bounds.versions)
+                .capacity(bounds.versions)
                 .clock(clock.shared()),
         );
         let revocations = Arc::new(
             MemoryRevocationList::new()
-                .with_capacity(bounds.revocations)
+                .capacity(bounds.revocations)
                 .clock(clock.shared()),
         );
         let one_time = Arc::new(MemoryOneTimeStore::new(
