@@ -150,7 +150,7 @@ impl Target {
         ));
         let api_keys = Arc::new(
             CachedApiKeyStore::new(MemoryApiKeyStore::new())
-                .with_capacity(bounds.known_keys)
+                .capacity(bounds.known_keys)
                 .negative_capacity(bounds.unknown_keys)
                 .clock(clock.shared()),
         );
