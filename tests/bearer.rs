@@ -434,11 +434,10 @@ async fn fleet(clock: &ManualClock) -> [(TokenLifecycle, String); 2] {
     let mut out = Vec::new();
     for _ in 0..2 {
         let conn = redis_connection(&url).await;
-        let replay =
-            Arc::new(RedisReplayStore::new(conn.clone()).with_prefix(replay_prefix.clone()));
+        let replay = Arc::new(RedisReplayStore::new(conn.clone()).prefix(replay_prefix.clone()));
         let revocations = Arc::new(
             RedisRevocationList::new(conn)
-                .with_prefix(revoked_prefix.clone())
+                .prefix(revoked_prefix.clone())
                 .clock(clock.shared()),
         );
         let tokens = lifecycle(clock, replay, revocations);
@@ -497,7 +496,7 @@ async fn revocation_list_down_fails_closed_with_503() {
     );
     let replay = Arc::new(
         RedisReplayStore::new(conn)
-            .with_prefix(support::unique("replay"))
+            .prefix(support::unique("replay"))
             .timeout(Duration::from_millis(500)),
     );
     let tokens = lifecycle(&clock, replay, revocations);
