@@ -114,7 +114,7 @@ async fn redis_drops_an_unused_token_at_its_px_expiry() {
         &support::unique("onetime_px"),
         OneTimeConfig::default()
             .clock(SystemClock::shared())
-            .with_ttl(Duration::from_millis(150)),
+            .ttl(Duration::from_millis(150)),
     )
     .await;
     let token = store.issue(ALICE).await.unwrap();
@@ -129,7 +129,7 @@ async fn redis_drops_an_unused_token_at_its_px_expiry() {
 
 #[tokio::test]
 async fn pending_bound_holds_across_instances() {
-    let (a, b) = two_instances(OneTimeConfig::default().with_max_pending(3)).await;
+    let (a, b) = two_instances(OneTimeConfig::default().max_pending(3)).await;
     let first = a.issue(ALICE).await.unwrap();
     a.issue(ALICE).await.unwrap();
     b.issue(BOB).await.unwrap();
@@ -152,7 +152,7 @@ async fn expired_tokens_free_their_slots() {
     let (a, b) = two_instances(
         OneTimeConfig::default()
             .clock(clock.shared())
-            .with_max_pending(2),
+            .max_pending(2),
     )
     .await;
     a.issue(ALICE).await.unwrap();

@@ -145,7 +145,7 @@ impl Target {
         );
         let one_time = Arc::new(MemoryOneTimeStore::new(
             OneTimeConfig::default()
-                .with_max_pending(bounds.one_time)
+                .max_pending(bounds.one_time)
                 .clock(clock.shared()),
         ));
         let api_keys = Arc::new(

@@ -431,9 +431,9 @@ pub fn check_one_time_ops(data: &[u8]) {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryOneTimeStore::new(
         OneTimeConfig::default()
-            .with_ttl(Duration::from_millis(TTL_MS))
-            .with_max_pending(MAX_PENDING)
-            .with_max_attempts(ATTEMPTS)
+            .ttl(Duration::from_millis(TTL_MS))
+            .max_pending(MAX_PENDING)
+            .max_attempts(ATTEMPTS)
             .clock(clock.shared())
             .random(Arc::new(source)),
     );
