@@ -363,7 +363,7 @@ fn handoff_codec() -> HandoffCodec {
         Ok(())
     };
     HandoffCodec::new(keyring())
-        .with_clock(clock().shared())
+        .clock(clock().shared())
         .random(std::sync::Arc::new(fixed))
 }
 

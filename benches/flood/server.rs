@@ -210,7 +210,7 @@ impl Target {
             last_used,
             one_time,
             tokens,
-            handoffs: HandoffCodec::new(keyring).with_clock(clock.shared()),
+            handoffs: HandoffCodec::new(keyring).clock(clock.shared()),
             bounds,
         }
     }

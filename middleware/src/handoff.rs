@@ -206,7 +206,7 @@ impl HandoffLayer {
     #[must_use]
     pub fn clock(self, clock: SharedClock) -> Self {
         self.map(|c| {
-            c.tokens = c.tokens.clone().with_clock(Arc::clone(&clock));
+            c.tokens = c.tokens.clone().clock(Arc::clone(&clock));
             c.sessions = c.sessions.clone().clock(clock);
         })
     }
@@ -491,7 +491,7 @@ mod tests {
 
     fn mint(clock: &ManualClock, audience: &str) -> String {
         HandoffCodec::new(keyring())
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .mint(&Grant::new("admin@acme", audience).acting_as("operator:7"))
             .unwrap()
     }

@@ -93,7 +93,7 @@ fn build_fixture() -> Fixture {
         Ok(())
     };
     let handoff = HandoffCodec::new(ring.clone())
-        .with_clock(clock.shared())
+        .clock(clock.shared())
         .random(Arc::new(fixed_jti));
     let handoff_token = handoff
         .mint(&Handoff::new("admin@acme", AUDIENCE).acting_as("operator:7"))
