@@ -81,7 +81,7 @@ pub fn fixture() -> &'static Fixture {
 fn build_fixture() -> Fixture {
     let clock = ManualClock::at_unix(T0);
     let ring = keyring();
-    let codec = SignedCodec::new(ring.clone(), PURPOSE).with_clock(clock.shared());
+    let codec = SignedCodec::new(ring.clone(), PURPOSE).clock(clock.shared());
     let codec_token = codec
         .seal(
             &serde_json::json!({"sub": "user-7", "n": 42}),

@@ -126,7 +126,7 @@ impl HandoffCodec {
     /// Reads time from `clock`.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.codec = self.codec.with_clock(clock);
+        self.codec = self.codec.clock(clock);
         self
     }
 
@@ -342,7 +342,7 @@ mod tests {
     #[test]
     fn a_session_cookie_never_verifies_as_a_handoff_token() {
         let clock = ManualClock::at_unix(T0);
-        let sessions = SignedCodec::new(keyring(1), SESSION_PURPOSE).with_clock(clock.shared());
+        let sessions = SignedCodec::new(keyring(1), SESSION_PURPOSE).clock(clock.shared());
         let claims = HandoffClaims {
             subject: "a".into(),
             actor: None,
@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn signed_but_ill_formed_claims_are_malformed() {
         let clock = ManualClock::at_unix(T0);
-        let raw = SignedCodec::new(keyring(1), HANDOFF_PURPOSE).with_clock(clock.shared());
+        let raw = SignedCodec::new(keyring(1), HANDOFF_PURPOSE).clock(clock.shared());
         let claims = HandoffClaims {
             subject: "a".into(),
             actor: None,
