@@ -405,7 +405,7 @@ impl Config {
         };
         let value = self
             .sessions
-            .issue(&session, self.cookie.ttl())
+            .issue(&session, self.cookie.ttl)
             .map_err(|_| {
                 Rejection::new(Reason::BackendUnavailable, SOURCE)
                     .with_detail("the session could not be issued")
