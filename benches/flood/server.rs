@@ -154,7 +154,7 @@ impl Target {
                 .negative_capacity(bounds.unknown_keys)
                 .clock(clock.shared()),
         );
-        let last_used = LastUsedRecorder::with_max_pending(api_keys.clone(), bounds.last_used);
+        let last_used = LastUsedRecorder::new(api_keys.clone()).max_pending(bounds.last_used);
 
         let tokens = TokenLifecycle::builder(keyring.clone())
             .replay_store(Arc::new(MemoryReplayStore::new().clock(clock.shared())))
