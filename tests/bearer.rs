@@ -161,7 +161,7 @@ fn grant() -> Grant {
 }
 
 #[tokio::test]
-async fn valid_access_token_reaches_the_handler_with_claims_and_raw_token() {
+async fn valid_access_token_reaches_the_handler_with_its_claims_and_raw_token() {
     let clock = ManualClock::at_unix(T0);
     let (tokens, base) = memory_instance(&clock).await;
     let pair = tokens.issue(&grant()).unwrap();
@@ -378,11 +378,10 @@ async fn refresh_with_replaces_custom_claims_and_updates_sv() {
     let pair = tokens.issue(&grant()).unwrap();
     let next = tokens
         .refresh_with(pair.refresh_token(), |g| {
-            g.session_version(4)
-                .with_claims(serde_json::Map::from_iter([(
-                    "plan".to_owned(),
-                    json!("pro"),
-                )]))
+            g.session_version(4).claims(serde_json::Map::from_iter([(
+                "plan".to_owned(),
+                json!("pro"),
+            )]))
         })
         .await
         .unwrap();
