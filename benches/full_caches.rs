@@ -42,7 +42,7 @@ fn main() {
     let mut group = criterion.benchmark_group("full_caches");
 
     // Every insert is a new subject into a cache of FULL live entries.
-    let versions = MemorySessionVersionCache::new().with_capacity(FULL);
+    let versions = MemorySessionVersionCache::new().capacity(FULL);
     for i in 0..FULL {
         set(&versions, &format!("seed-{i}"));
     }

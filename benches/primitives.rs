@@ -171,7 +171,7 @@ fn bench_primitives(c: &mut Criterion, fixtures: &Fixtures) {
         b.iter_custom(|iters| {
             // A fresh store per batch keeps it below its capacity bound, so
             // every mark is a first redemption.
-            let replay = MemoryReplayStore::new().with_capacity(iters as usize + 1);
+            let replay = MemoryReplayStore::new().capacity(iters as usize + 1);
             let ids: Vec<String> = (0..iters).map(|i| format!("jti-{i:016}")).collect();
             let expires = u64::MAX / 2;
             rt.block_on(async {

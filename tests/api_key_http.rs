@@ -388,7 +388,7 @@ async fn revoked_key_is_refused_within_the_cache_bound(env: Env) {
     let cached: Arc<dyn ApiKeyAdmin> = Arc::new(
         CachedApiKeyStore::new(counting.clone())
             .clock(env.clock.shared())
-            .with_max_staleness(Duration::from_secs(30)),
+            .max_staleness(Duration::from_secs(30)),
     );
     let base = env.serve(cached).await;
     for _ in 0..3 {

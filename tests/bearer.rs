@@ -161,7 +161,7 @@ fn grant() -> Grant {
 }
 
 #[tokio::test]
-async fn valid_access_token_reaches_the_handler_with_claims_and_raw_token() {
+async fn valid_access_token_reaches_the_handler_with_its_claims_and_raw_token() {
     let clock = ManualClock::at_unix(T0);
     let (tokens, base) = memory_instance(&clock).await;
     let pair = tokens.issue(&grant()).unwrap();
@@ -378,11 +378,10 @@ async fn refresh_with_replaces_custom_claims_and_updates_sv() {
     let pair = tokens.issue(&grant()).unwrap();
     let next = tokens
         .refresh_with(pair.refresh_token(), |g| {
-            g.session_version(4)
-                .with_claims(serde_json::Map::from_iter([(
-                    "plan".to_owned(),
-                    json!("pro"),
-                )]))
+            g.session_version(4).claims(serde_json::Map::from_iter([(
+                "plan".to_owned(),
+                json!("pro"),
+            )]))
         })
         .await
         .unwrap();
@@ -434,11 +433,10 @@ async fn fleet(clock: &ManualClock) -> [(TokenLifecycle, String); 2] {
     let mut out = Vec::new();
     for _ in 0..2 {
         let conn = redis_connection(&url).await;
-        let replay =
-            Arc::new(RedisReplayStore::new(conn.clone()).with_prefix(replay_prefix.clone()));
+        let replay = Arc::new(RedisReplayStore::new(conn.clone()).prefix(replay_prefix.clone()));
         let revocations = Arc::new(
             RedisRevocationList::new(conn)
-                .with_prefix(revoked_prefix.clone())
+                .prefix(revoked_prefix.clone())
                 .clock(clock.shared()),
         );
         let tokens = lifecycle(clock, replay, revocations);
@@ -497,7 +495,7 @@ async fn revocation_list_down_fails_closed_with_503() {
     );
     let replay = Arc::new(
         RedisReplayStore::new(conn)
-            .with_prefix(support::unique("replay"))
+            .prefix(support::unique("replay"))
             .timeout(Duration::from_millis(500)),
     );
     let tokens = lifecycle(&clock, replay, revocations);

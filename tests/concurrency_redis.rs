@@ -46,7 +46,7 @@ async fn replay_store(prefix: &str) -> RedisReplayStore {
     RedisReplayStore::connect(&support::redis_url())
         .await
         .unwrap_or_else(|e| panic!("Redis must be reachable for this test: {e}"))
-        .with_prefix(prefix)
+        .prefix(prefix)
 }
 
 /// Serves `router` on 127.0.0.1 and returns its base URL.
@@ -125,7 +125,7 @@ async fn one_refresh_token_raced_by_500_tasks_on_two_instances_mints_one_pair() 
         let revocations = RedisRevocationList::connect(&support::redis_url())
             .await
             .unwrap_or_else(|e| panic!("Redis must be reachable for this test: {e}"))
-            .with_prefix(revoked_prefix.clone())
+            .prefix(revoked_prefix.clone())
             .clock(clock.shared());
         let tokens = TokenLifecycle::builder(keyring())
             .replay_store(Arc::new(replay_store(&replay_prefix).await))
@@ -175,7 +175,7 @@ async fn one_one_time_token_raced_by_500_tasks_on_two_instances_is_consumed_once
         let store = RedisOneTimeStore::connect(&support::redis_url(), OneTimeConfig::default())
             .await
             .unwrap_or_else(|e| panic!("Redis must be reachable for this test: {e}"))
-            .with_prefix(&prefix)
+            .prefix(&prefix)
             .expect("a valid prefix");
         let store = Arc::new(store);
         let router = Router::new()

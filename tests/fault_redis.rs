@@ -48,7 +48,7 @@ async fn replay_store(url: &str) -> RedisReplayStore {
     RedisReplayStore::connect(url)
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
-        .with_prefix(format!("{}:", support::unique("fault_replay")))
+        .prefix(format!("{}:", support::unique("fault_replay")))
         .timeout(COMMAND_TIMEOUT)
 }
 
@@ -112,7 +112,7 @@ async fn bearer_instance(url: &str, clock: &ManualClock) -> (TokenLifecycle, Str
     let revocations = RedisRevocationList::connect(url)
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
-        .with_prefix(format!("{}:", support::unique("fault_revoked")))
+        .prefix(format!("{}:", support::unique("fault_revoked")))
         .timeout(COMMAND_TIMEOUT)
         .clock(clock.shared());
     let tokens = TokenLifecycle::builder(keyring())

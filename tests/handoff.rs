@@ -174,7 +174,7 @@ async fn https_deployment_sets_a_secure_host_prefixed_cookie() {
     let ring = keyring();
     let tenants = HostTenant::under("localhost").unwrap();
     let cookie = SessionCookie::https()
-        .with_ttl(Duration::from_secs(900))
+        .ttl(Duration::from_secs(900))
         .unwrap();
     let router = Router::new()
         .route(

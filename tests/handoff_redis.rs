@@ -30,7 +30,7 @@ async fn store_at(url: &str, prefix: &str) -> RedisReplayStore {
     RedisReplayStore::connect(url)
         .await
         .unwrap_or_else(|e| panic!("Redis at {url} must be reachable for this test: {e}"))
-        .with_prefix(prefix)
+        .prefix(prefix)
 }
 
 /// An app instance of its own (own listener, own Redis connection).

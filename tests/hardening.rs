@@ -93,7 +93,7 @@ async fn tenants() -> Tenants {
         .unwrap();
     Tenants {
         port: serve(app).await,
-        handoff: HandoffCodec::new(ring).with_clock(clock.shared()),
+        handoff: HandoffCodec::new(ring).clock(clock.shared()),
         session,
     }
 }

@@ -23,7 +23,7 @@ async fn store_with(prefix: &str, config: OneTimeConfig) -> RedisOneTimeStore {
     RedisOneTimeStore::connect(&support::redis_url(), config)
         .await
         .expect("Redis must be reachable for this test")
-        .with_prefix(prefix)
+        .prefix(prefix)
         .expect("valid prefix")
 }
 
@@ -34,6 +34,18 @@ async fn two_instances(config: OneTimeConfig) -> (RedisOneTimeStore, RedisOneTim
     let a = store_with(&prefix, config.clone()).await;
     let b = store_with(&prefix, config).await;
     (a, b)
+}
+
+/// Every key in Redis under the one-time store prefix `prefix` (whose keys
+/// all carry the hash tag `{prefix}`).
+async fn keys_under(prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(support::redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("KEYS")
+        .arg(format!("{{{prefix}}}:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap()
 }
 
 /// A source that yields the same bytes for its first `repeats` draws, then
@@ -102,7 +114,7 @@ async fn redis_drops_an_unused_token_at_its_px_expiry() {
         &support::unique("onetime_px"),
         OneTimeConfig::default()
             .clock(SystemClock::shared())
-            .with_ttl(Duration::from_millis(150)),
+            .ttl(Duration::from_millis(150)),
     )
     .await;
     let token = store.issue(ALICE).await.unwrap();
@@ -117,7 +129,7 @@ async fn redis_drops_an_unused_token_at_its_px_expiry() {
 
 #[tokio::test]
 async fn pending_bound_holds_across_instances() {
-    let (a, b) = two_instances(OneTimeConfig::default().with_max_pending(3)).await;
+    let (a, b) = two_instances(OneTimeConfig::default().max_pending(3)).await;
     let first = a.issue(ALICE).await.unwrap();
     a.issue(ALICE).await.unwrap();
     b.issue(BOB).await.unwrap();
@@ -140,7 +152,7 @@ async fn expired_tokens_free_their_slots() {
     let (a, b) = two_instances(
         OneTimeConfig::default()
             .clock(clock.shared())
-            .with_max_pending(2),
+            .max_pending(2),
     )
     .await;
     a.issue(ALICE).await.unwrap();
@@ -244,11 +256,7 @@ async fn redis_holds_digests_never_tokens() {
 
     let client = redis::Client::open(support::redis_url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{{{prefix}}}:*"))
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    let keys = keys_under(&prefix).await;
     assert_eq!(keys.len(), 2, "the pending index and one token key");
     for key in &keys {
         assert!(!key.contains(token.expose_secret()));
@@ -292,11 +300,16 @@ async fn debug_prints_no_token() {
 async fn prefixes_that_would_break_keys_are_refused() {
     let (a, _) = two_instances(OneTimeConfig::default()).await;
     for bad in ["", "has space", "{tag}", "tab\t", &"x".repeat(65), "é"] {
-        assert_eq!(a.clone().with_prefix(bad).unwrap_err(), KeyPrefixError);
+        assert_eq!(a.clone().prefix(bad).unwrap_err(), KeyPrefixError);
     }
+    // A valid prefix is the one the store's keys are written under.
+    let prefix = format!("app:one-time:{}", support::unique("prefix"));
+    let store = a.prefix(&prefix).unwrap();
+    store.issue(ALICE).await.unwrap();
     assert_eq!(
-        a.with_prefix("app:one-time").unwrap().prefix(),
-        "app:one-time"
+        keys_under(&prefix).await.len(),
+        2,
+        "the pending index and one token key"
     );
 }
 
@@ -329,7 +342,7 @@ async fn redis_going_away_fails_closed_and_admits_nothing() {
     )
     .await
     .expect("Redis must be reachable through the proxy")
-    .with_prefix(&support::unique("onetime_down"))
+    .prefix(&support::unique("onetime_down"))
     .unwrap()
     .command_timeout(Duration::from_millis(500));
     let token = store.issue(ALICE).await.unwrap();

@@ -338,7 +338,7 @@ fn codec_cases() -> Vec<Case> {
 
 fn codec_outcome(input: &str) -> Result<Value, &'static str> {
     SignedCodec::new(keyring(), CODEC_PURPOSE)
-        .with_clock(clock().shared())
+        .clock(clock().shared())
         .open::<Value>(input)
         .map(|v| v.claims)
         .map_err(codec_error)
@@ -363,7 +363,7 @@ fn handoff_codec() -> HandoffCodec {
         Ok(())
     };
     HandoffCodec::new(keyring())
-        .with_clock(clock().shared())
+        .clock(clock().shared())
         .random(std::sync::Arc::new(fixed))
 }
 

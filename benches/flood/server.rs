@@ -17,18 +17,22 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use keystile::api_key::{
     ApiKeyLayer, ApiKeys, CachedApiKeyStore, KeyPrefix, LastUsedRecorder, MemoryApiKeyStore,
-    NewApiKey,
+    NewApiKey, cache, last_used,
 };
 use keystile::auth::Principal;
-use keystile::bearer::{BearerLayer, BearerTokens, Grant, MemoryRevocationList, TokenLifecycle};
+use keystile::bearer::{
+    BearerLayer, BearerTokens, DEFAULT_REVOCATION_CAPACITY, Grant, MemoryRevocationList,
+    TokenLifecycle,
+};
 use keystile::clock::ManualClock;
 use keystile::handoff::{Handoff, HandoffCodec, HandoffLayer};
 use keystile::keys::{Keyring, SigningKey};
-use keystile::one_time::{MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
+use keystile::one_time::{self, MemoryOneTimeStore, OneTimeConfig, OneTimeError, OneTimeStore};
 use keystile::random::OsRandom;
-use keystile::replay::MemoryReplayStore;
+use keystile::replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayStore};
 use keystile::session_version::{
-    FetchRequest, MemorySessionVersionCache, SessionVersionLayer, SessionVersionValidator,
+    DEFAULT_SESSION_VERSION_CAPACITY, FetchRequest, MemorySessionVersionCache, SessionVersionLayer,
+    SessionVersionValidator,
 };
 use keystile::tenant::HostTenant;
 use tower::ServiceExt as _;
@@ -55,6 +59,43 @@ pub struct Target {
     pub one_time: Arc<MemoryOneTimeStore>,
     tokens: TokenLifecycle,
     handoffs: HandoffCodec,
+    bounds: Bounds,
+}
+
+/// The bound the flood gave each store: the stores do not read their
+/// configuration back, so the flood remembers what it set.
+struct Bounds {
+    replay: usize,
+    versions: usize,
+    revocations: usize,
+    known_keys: usize,
+    unknown_keys: usize,
+    last_used: usize,
+    one_time: usize,
+}
+
+impl Bounds {
+    /// Every store at `bound`, or each at its own default when `None`.
+    fn new(bound: Option<usize>) -> Self {
+        let or = |default| bound.unwrap_or(default);
+        Self {
+            replay: or(DEFAULT_REPLAY_CAPACITY),
+            versions: or(DEFAULT_SESSION_VERSION_CAPACITY),
+            revocations: or(DEFAULT_REVOCATION_CAPACITY),
+            known_keys: or(cache::DEFAULT_CAPACITY),
+            unknown_keys: or(cache::DEFAULT_NEGATIVE_CAPACITY),
+            last_used: or(last_used::DEFAULT_MAX_PENDING),
+            one_time: or(one_time::DEFAULT_MAX_PENDING),
+        }
+    }
+}
+
+/// The most entries a store on `quick_cache` holds when bounded to `bound`:
+/// quick_cache splits a bound over its shards (their number follows the
+/// core count) and rounds each shard up, so a few more than asked.
+fn sharded(bound: usize) -> usize {
+    let empty = quick_cache::sync::Cache::<(), ()>::new(bound);
+    usize::try_from(empty.capacity()).unwrap_or(usize::MAX)
 }
 
 /// Sizes of every store after a flood, each with its bound.
@@ -85,27 +126,35 @@ impl Target {
         let clock = ManualClock::at_unix(NOW);
         let keyring = Keyring::new(SigningKey::from_bytes(&[61; 32]).expect("32-byte key"));
 
-        let mut replay = MemoryReplayStore::new();
-        let mut versions = MemorySessionVersionCache::new();
-        let mut revocations = MemoryRevocationList::new();
-        let mut one_time = OneTimeConfig::default();
-        let mut api_keys = CachedApiKeyStore::new(MemoryApiKeyStore::new());
-        if let Some(bound) = bound {
-            replay = MemoryReplayStore::new().with_capacity(bound);
-            versions = versions.with_capacity(bound);
-            revocations = revocations.with_capacity(bound);
-            one_time = one_time.with_max_pending(bound);
-            api_keys = api_keys.with_capacity(bound).negative_capacity(bound);
-        }
-        let replay = Arc::new(replay.clock(clock.shared()));
-        let versions = Arc::new(versions.clock(clock.shared()));
-        let revocations = Arc::new(revocations.clock(clock.shared()));
-        let one_time = Arc::new(MemoryOneTimeStore::new(one_time.clock(clock.shared())));
-        let api_keys = Arc::new(api_keys.clock(clock.shared()));
-        let last_used = match bound {
-            Some(bound) => LastUsedRecorder::with_max_pending(api_keys.clone(), bound),
-            None => LastUsedRecorder::new(api_keys.clone()),
-        };
+        let bounds = Bounds::new(bound);
+
+        let replay = Arc::new(
+            MemoryReplayStore::new()
+                .capacity(bounds.replay)
+                .clock(clock.shared()),
+        );
+        let versions = Arc::new(
+            MemorySessionVersionCache::new()
+                .capacity(bounds.versions)
+                .clock(clock.shared()),
+        );
+        let revocations = Arc::new(
+            MemoryRevocationList::new()
+                .capacity(bounds.revocations)
+                .clock(clock.shared()),
+        );
+        let one_time = Arc::new(MemoryOneTimeStore::new(
+            OneTimeConfig::default()
+                .max_pending(bounds.one_time)
+                .clock(clock.shared()),
+        ));
+        let api_keys = Arc::new(
+            CachedApiKeyStore::new(MemoryApiKeyStore::new())
+                .capacity(bounds.known_keys)
+                .negative_capacity(bounds.unknown_keys)
+                .clock(clock.shared()),
+        );
+        let last_used = LastUsedRecorder::new(api_keys.clone()).max_pending(bounds.last_used);
 
         let tokens = TokenLifecycle::builder(keyring.clone())
             .replay_store(Arc::new(MemoryReplayStore::new().clock(clock.shared())))
@@ -161,23 +210,21 @@ impl Target {
             last_used,
             one_time,
             tokens,
-            handoffs: HandoffCodec::new(keyring).with_clock(clock.shared()),
+            handoffs: HandoffCodec::new(keyring).clock(clock.shared()),
+            bounds,
         }
     }
 
     /// Every store's entry count and bound.
     pub async fn sizes(&self) -> StoreSizes {
+        let bounds = &self.bounds;
         let (known, unknown) = self.api_keys.cached();
-        let (known_cap, unknown_cap) = self.api_keys.capacity();
         let pending = self.one_time.pending().await.unwrap_or(usize::MAX);
         let stores = BTreeMap::from([
-            (
-                "replay (handoff ids)",
-                (self.replay.len(), self.replay.capacity()),
-            ),
+            ("replay (handoff ids)", (self.replay.len(), bounds.replay)),
             (
                 "session versions",
-                (self.versions.len(), self.versions.capacity()),
+                (self.versions.len(), sharded(bounds.versions)),
             ),
             (
                 "session-version fetches in flight",
@@ -185,18 +232,18 @@ impl Target {
             ),
             (
                 "revocation list",
-                (self.revocations.len(), self.revocations.capacity()),
+                (self.revocations.len(), bounds.revocations),
             ),
-            ("api-key cache (known)", (known, known_cap)),
-            ("api-key cache (unknown)", (unknown, unknown_cap)),
+            ("api-key cache (known)", (known, sharded(bounds.known_keys))),
+            (
+                "api-key cache (unknown)",
+                (unknown, sharded(bounds.unknown_keys)),
+            ),
             (
                 "last-used batch",
-                (self.last_used.pending(), self.last_used.max_pending()),
+                (self.last_used.pending(), bounds.last_used),
             ),
-            (
-                "one-time tokens",
-                (pending, self.one_time.config().max_pending()),
-            ),
+            ("one-time tokens", (pending, bounds.one_time)),
         ]);
         StoreSizes { stores }
     }

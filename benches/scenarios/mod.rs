@@ -254,7 +254,7 @@ impl Fixtures {
                 .map(|r| (r.digest.0, Arc::clone(&r.owner)))
                 .collect(),
         );
-        let store = Arc::new(MemoryApiKeyStore::with_records(records).expect("unique keys"));
+        let store = Arc::new(MemoryApiKeyStore::from_records(records).expect("unique keys"));
 
         let session_cookie = SessionCodec::new(keyring.clone())
             .issue(

@@ -26,14 +26,14 @@
 //! let clock = ManualClock::at_unix(1_700_000_000);
 //! let keyring = Keyring::generate().unwrap();
 //! let codec = SignedCodec::new(keyring.clone(), Purpose::new("invite"))
-//!     .with_clock(clock.shared());
+//!     .clock(clock.shared());
 //!
 //! let token = codec.seal(&Invite { email: "a@example.test".into() }, Duration::from_secs(60)).unwrap();
 //! let opened = codec.open::<Invite>(&token).unwrap();
 //! assert_eq!(opened.claims.email, "a@example.test");
 //!
 //! // Another purpose under the same key: refused as a bad signature.
-//! let other = SignedCodec::new(keyring, Purpose::new("reset")).with_clock(clock.shared());
+//! let other = SignedCodec::new(keyring, Purpose::new("reset")).clock(clock.shared());
 //! assert_eq!(other.open::<Invite>(&token).unwrap_err(), CodecError::BadSignature);
 //!
 //! clock.advance(Duration::from_secs(61));
@@ -211,7 +211,8 @@ impl SignedCodec {
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -233,11 +234,6 @@ impl SignedCodec {
     /// The purpose this codec seals for.
     pub fn purpose(&self) -> Purpose {
         self.purpose
-    }
-
-    /// The clock this codec reads.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
     }
 
     /// Seals `claims`, valid from now for `ttl` (whole seconds, at least 1).
@@ -372,7 +368,7 @@ mod tests {
     }
 
     fn codec(ring: Keyring, purpose: &'static str, clock: &ManualClock) -> SignedCodec {
-        SignedCodec::new(ring, Purpose::new(purpose)).with_clock(clock.shared())
+        SignedCodec::new(ring, Purpose::new(purpose)).clock(clock.shared())
     }
 
     /// A token whose envelope is `json`, properly signed by `codec`'s primary.
@@ -436,7 +432,7 @@ mod tests {
         clock.rewind(Duration::from_secs(30));
         let issued_later = c
             .clone()
-            .with_clock(ManualClock::at_unix(T0 + 30).shared())
+            .clock(ManualClock::at_unix(T0 + 30).shared())
             .seal(&claims(), Duration::from_secs(60))
             .unwrap();
         assert_eq!(

@@ -185,7 +185,7 @@ impl SessionCodec {
     /// Reads time from `clock`.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.codec = self.codec.with_clock(clock);
+        self.codec = self.codec.clock(clock);
         self
     }
 

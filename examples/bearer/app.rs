@@ -162,11 +162,11 @@ impl Backends {
         let replay = RedisReplayStore::connect(url)
             .await
             .map_err(error)?
-            .with_prefix(format!("{prefix}replay:"));
+            .prefix(format!("{prefix}replay:"));
         let revocations = RedisRevocationList::connect(url)
             .await
             .map_err(error)?
-            .with_prefix(format!("{prefix}revoked:"))
+            .prefix(format!("{prefix}revoked:"))
             .clock(clock.clone());
         let shared = RedisSessionVersionCache::builder(url)
             .key_prefix(format!("{prefix}sv:"))

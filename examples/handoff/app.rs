@@ -101,7 +101,7 @@ fn is_console_host(authority: &str) -> bool {
 
 fn console(config: &AppConfig) -> Router {
     let issuer = HandoffIssuer::new(
-        HandoffCodec::new(config.keyring.clone()).with_clock(Arc::clone(&config.clock)),
+        HandoffCodec::new(config.keyring.clone()).clock(Arc::clone(&config.clock)),
     );
     let port = config.port;
     Router::new().route("/", get(console_page)).route(

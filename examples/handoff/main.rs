@@ -69,7 +69,7 @@ async fn redis_replay_store() -> Result<Option<SharedReplayStore>, String> {
     let store = keystile::replay::RedisReplayStore::connect(&url)
         .await
         .map_err(|e| format!("KEYSTILE_REDIS_URL: {e}"))?
-        .with_prefix("keystile-example:handoff:");
+        .prefix("keystile-example:handoff:");
     tracing::info!("replay store: Redis");
     Ok(Some(std::sync::Arc::new(store)))
 }

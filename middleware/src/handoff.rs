@@ -171,7 +171,7 @@ impl HandoffLayer {
     }
 
     /// Serves handoffs on `path` instead of `/_keystile/handoff`.
-    pub fn with_path(self, path: &str) -> Result<Self, HandoffConfigError> {
+    pub fn path(self, path: &str) -> Result<Self, HandoffConfigError> {
         let path = LandingPath::parse(path)
             .ok()
             .filter(|p| !p.has_query_or_fragment())
@@ -206,7 +206,7 @@ impl HandoffLayer {
     #[must_use]
     pub fn clock(self, clock: SharedClock) -> Self {
         self.map(|c| {
-            c.tokens = c.tokens.clone().with_clock(Arc::clone(&clock));
+            c.tokens = c.tokens.clone().clock(Arc::clone(&clock));
             c.sessions = c.sessions.clone().clock(clock);
         })
     }
@@ -216,11 +216,6 @@ impl HandoffLayer {
     #[must_use]
     pub fn leeway(self, leeway: Duration) -> Self {
         self.map(|c| c.tokens = c.tokens.clone().leeway(leeway))
-    }
-
-    /// The path this layer serves.
-    pub fn path(&self) -> &str {
-        self.config.path.as_str()
     }
 }
 
@@ -405,7 +400,7 @@ impl Config {
         };
         let value = self
             .sessions
-            .issue(&session, self.cookie.ttl())
+            .issue(&session, self.cookie.ttl)
             .map_err(|_| {
                 Rejection::new(Reason::BackendUnavailable, SOURCE)
                     .with_detail("the session could not be issued")
@@ -491,7 +486,7 @@ mod tests {
 
     fn mint(clock: &ManualClock, audience: &str) -> String {
         HandoffCodec::new(keyring())
-            .with_clock(clock.shared())
+            .clock(clock.shared())
             .mint(&Grant::new("admin@acme", audience).acting_as("operator:7"))
             .unwrap()
     }
@@ -730,11 +725,11 @@ mod tests {
         let clock = ManualClock::at_unix(T0);
         let l = layer(&clock, MemoryReplayStore::new());
         assert_eq!(
-            l.clone().with_path("//x").unwrap_err(),
+            l.clone().path("//x").unwrap_err(),
             HandoffConfigError::InvalidPath
         );
         assert_eq!(
-            l.clone().with_path("/h?x").unwrap_err(),
+            l.clone().path("/h?x").unwrap_err(),
             HandoffConfigError::InvalidPath
         );
         assert_eq!(

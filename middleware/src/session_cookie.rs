@@ -15,7 +15,7 @@
 //! use std::time::Duration;
 //! use keystile_middleware::session_cookie::SessionCookie;
 //!
-//! let cookie = SessionCookie::https().with_ttl(Duration::from_secs(1800)).unwrap();
+//! let cookie = SessionCookie::https().ttl(Duration::from_secs(1800)).unwrap();
 //! let set = cookie.build("signed-value".to_owned()).to_string();
 //! assert_eq!(
 //!     set,
@@ -42,7 +42,7 @@ pub const SECURE_SESSION_COOKIE: &str = "__Host-keystile_session";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionCookie {
     secure: bool,
-    ttl: Duration,
+    pub(crate) ttl: Duration,
 }
 
 /// A request carried the session cookie more than once, or a session
@@ -71,7 +71,7 @@ impl SessionCookie {
     }
 
     /// Sessions last `ttl` (whole seconds, 1 s to 400 days; default 1 h).
-    pub fn with_ttl(mut self, ttl: Duration) -> Result<Self, InvalidSessionTtl> {
+    pub fn ttl(mut self, ttl: Duration) -> Result<Self, InvalidSessionTtl> {
         self.ttl = checked_session_ttl(ttl)?;
         Ok(self)
     }
@@ -88,11 +88,6 @@ impl SessionCookie {
     /// Whether the cookie is `Secure` (https).
     pub fn is_secure(&self) -> bool {
         self.secure
-    }
-
-    /// The session lifetime (and the cookie's `Max-Age`).
-    pub fn ttl(&self) -> Duration {
-        self.ttl
     }
 
     /// The `Set-Cookie` cookie carrying `value`.
@@ -262,10 +257,10 @@ mod tests {
 
     #[test]
     fn ttl_is_bounded() {
-        assert!(SessionCookie::http().with_ttl(Duration::ZERO).is_err());
+        assert!(SessionCookie::http().ttl(Duration::ZERO).is_err());
         assert!(
             SessionCookie::http()
-                .with_ttl(Duration::from_secs(401 * 86_400))
+                .ttl(Duration::from_secs(401 * 86_400))
                 .is_err()
         );
     }

@@ -81,7 +81,7 @@ pub fn fixture() -> &'static Fixture {
 fn build_fixture() -> Fixture {
     let clock = ManualClock::at_unix(T0);
     let ring = keyring();
-    let codec = SignedCodec::new(ring.clone(), PURPOSE).with_clock(clock.shared());
+    let codec = SignedCodec::new(ring.clone(), PURPOSE).clock(clock.shared());
     let codec_token = codec
         .seal(
             &serde_json::json!({"sub": "user-7", "n": 42}),
@@ -93,7 +93,7 @@ fn build_fixture() -> Fixture {
         Ok(())
     };
     let handoff = HandoffCodec::new(ring.clone())
-        .with_clock(clock.shared())
+        .clock(clock.shared())
         .random(Arc::new(fixed_jti));
     let handoff_token = handoff
         .mint(&Handoff::new("admin@acme", AUDIENCE).acting_as("operator:7"))
@@ -431,9 +431,9 @@ pub fn check_one_time_ops(data: &[u8]) {
     let clock = ManualClock::at_unix(T0);
     let store = MemoryOneTimeStore::new(
         OneTimeConfig::default()
-            .with_ttl(Duration::from_millis(TTL_MS))
-            .with_max_pending(MAX_PENDING)
-            .with_max_attempts(ATTEMPTS)
+            .ttl(Duration::from_millis(TTL_MS))
+            .max_pending(MAX_PENDING)
+            .max_attempts(ATTEMPTS)
             .clock(clock.shared())
             .random(Arc::new(source)),
     );

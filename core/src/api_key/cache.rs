@@ -3,7 +3,7 @@
 //! What you rely on:
 //!
 //! - **Revocation bound.** A record is served from the cache for at most
-//!   [`max_staleness`](CachedApiKeyStore::with_max_staleness) (default
+//!   [`max_staleness`](CachedApiKeyStore::max_staleness) (default
 //!   [`DEFAULT_MAX_STALENESS`], 30 s) after it was read from the backing
 //!   store. A key revoked by another process therefore stops working within
 //!   that bound; one revoked through this wrapper stops at once. A staleness
@@ -30,9 +30,9 @@
 //!
 //! // In production the inner store is `PostgresApiKeyStore`.
 //! let store = CachedApiKeyStore::new(MemoryApiKeyStore::new())
-//!     .with_max_staleness(Duration::from_secs(10))
-//!     .with_capacity(50_000);
-//! assert_eq!(store.max_staleness(), Duration::from_secs(10));
+//!     .max_staleness(Duration::from_secs(10))
+//!     .capacity(50_000);
+//! # let _ = store;
 //! ```
 
 use std::fmt;
@@ -85,14 +85,6 @@ impl<T: Clone> Bounded<T> {
         Self {
             entries: (capacity > 0).then(|| Cache::new(capacity)),
         }
-    }
-
-    /// The most entries held: the configured bound rounded up to a multiple
-    /// of the cache's shards.
-    fn capacity(&self) -> usize {
-        self.entries
-            .as_ref()
-            .map_or(0, |e| usize::try_from(e.capacity()).unwrap_or(usize::MAX))
     }
 
     fn get(&self, digest: &KeyDigest, now_ms: u64) -> Option<T> {
@@ -154,7 +146,8 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
 
     /// Sets the longest time a record is served from the cache; zero
     /// disables caching (every lookup goes to the inner store).
-    pub fn with_max_staleness(mut self, max: Duration) -> Self {
+    #[must_use]
+    pub fn max_staleness(mut self, max: Duration) -> Self {
         self.max_staleness_ms = millis(max);
         self
     }
@@ -167,9 +160,11 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
         self
     }
 
-    /// Sets the bound on cached known keys.
+    /// Sets the bound on cached known keys. Like the negative bound, it is
+    /// split over the cache's shards (their number follows the core count)
+    /// and each shard is rounded up, so a few more may be held.
     #[must_use]
-    pub fn with_capacity(mut self, entries: usize) -> Self {
+    pub fn capacity(mut self, entries: usize) -> Self {
         self.known = Bounded::new(entries);
         self
     }
@@ -186,11 +181,6 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
     pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
-    }
-
-    /// The longest time a revoked key can stay usable through this cache.
-    pub fn max_staleness(&self) -> Duration {
-        Duration::from_millis(self.max_staleness_ms)
     }
 
     /// The wrapped store.
@@ -210,14 +200,6 @@ impl<S: ApiKeyStore> CachedApiKeyStore<S> {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.known.clear();
         self.unknown.clear();
-    }
-
-    /// The most known keys and unknown digests held: the configured
-    /// bounds, each rounded up to a multiple of the cache's shards (their
-    /// number follows the core count). [`cached`](Self::cached) never
-    /// exceeds them.
-    pub fn capacity(&self) -> (usize, usize) {
-        (self.known.capacity(), self.unknown.capacity())
     }
 
     /// Number of cached known keys and unknown digests.
@@ -356,7 +338,7 @@ mod tests {
         backing.inner().create(record.clone()).await.unwrap();
         let cache = CachedApiKeyStore::new(backing.clone())
             .clock(clock.shared())
-            .with_max_staleness(Duration::from_secs(staleness));
+            .max_staleness(Duration::from_secs(staleness));
         (cache, backing, clock, record)
     }
 
@@ -482,7 +464,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_digests_are_cached_but_bounded() {
         let (cache, backing, _, record) = setup(30).await;
-        let cache = cache.negative_capacity(64).with_capacity(64);
+        let cache = cache.negative_capacity(64).capacity(64);
         let unknown = KeyDigest::of("nope");
         assert!(cache.lookup(&unknown).await.unwrap().is_none());
         assert!(cache.lookup(&unknown).await.unwrap().is_none());

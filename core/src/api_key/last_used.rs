@@ -19,13 +19,14 @@
 //! let store: Arc<dyn ApiKeyAdmin> = Arc::new(MemoryApiKeyStore::new());
 //! // Flushes every 60 s until every clone of the recorder is dropped.
 //! let recorder = LastUsedRecorder::spawn(store.clone(), Duration::from_secs(60));
-//! // Hand `recorder` to `ApiKeyLayer::with_last_used`; on shutdown:
+//! // Hand `recorder` to `ApiKeys::last_used`; on shutdown:
 //! recorder.flush().await.unwrap();
 //! # }
 //! ```
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -53,25 +54,35 @@ struct Shared {
     // Sharded by digest so requests for different keys on different cores
     // rarely meet on one lock.
     shards: [Mutex<HashMap<[u8; 32], u64>>; SHARDS],
-    max_per_shard: usize,
+    // Atomic so that `max_pending` on any handle bounds the batch every
+    // clone and the flusher share, whenever it is called.
+    max_per_shard: AtomicUsize,
 }
 
 impl LastUsedRecorder {
-    /// A recorder that writes to `store` when [`flush`](Self::flush)ed.
+    /// A recorder that writes to `store` when [`flush`](Self::flush)ed,
+    /// keeping up to [`DEFAULT_MAX_PENDING`] keys between flushes.
     pub fn new(store: Arc<dyn ApiKeyAdmin>) -> Self {
-        Self::with_max_pending(store, DEFAULT_MAX_PENDING)
-    }
-
-    /// A recorder that keeps at most `max_pending` keys between flushes;
-    /// uses of further keys are dropped (last-used is advisory).
-    pub fn with_max_pending(store: Arc<dyn ApiKeyAdmin>, max_pending: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 store,
                 shards: Default::default(),
-                max_per_shard: max_pending.div_ceil(SHARDS).max(1),
+                max_per_shard: AtomicUsize::new(per_shard(DEFAULT_MAX_PENDING)),
             }),
         }
+    }
+
+    /// Keeps at most `max_pending` keys between flushes, rounded up to a
+    /// multiple of the recorder's shards; uses of further keys are dropped
+    /// (last-used is advisory). The bound belongs to the batch, which every
+    /// clone shares: set it before handing the recorder out, then start the
+    /// flusher with [`spawn_flusher`](Self::spawn_flusher).
+    #[must_use]
+    pub fn max_pending(self, max_pending: usize) -> Self {
+        self.shared
+            .max_per_shard
+            .store(per_shard(max_pending), Ordering::Relaxed);
+        self
     }
 
     /// A recorder whose background task flushes every `every` (on the tokio
@@ -118,16 +129,9 @@ impl LastUsedRecorder {
         let mut shard = self.shard(digest);
         if let Some(latest) = shard.get_mut(&digest.0) {
             *latest = (*latest).max(at);
-        } else if shard.len() < self.shared.max_per_shard {
+        } else if shard.len() < self.shared.max_per_shard.load(Ordering::Relaxed) {
             shard.insert(digest.0, at);
         }
-    }
-
-    /// The most keys held between flushes (the configured bound rounded up
-    /// to a multiple of the shard count); [`pending`](Self::pending) never
-    /// exceeds it.
-    pub fn max_pending(&self) -> usize {
-        self.shared.max_per_shard * SHARDS
     }
 
     /// Keys waiting to be flushed.
@@ -172,6 +176,12 @@ impl LastUsedRecorder {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The per-shard bound for `max_pending` keys in all: rounded up, at least
+/// one.
+fn per_shard(max_pending: usize) -> usize {
+    max_pending.div_ceil(SHARDS).max(1)
 }
 
 impl fmt::Debug for LastUsedRecorder {
@@ -233,11 +243,23 @@ mod tests {
     #[tokio::test]
     async fn pending_keys_are_bounded() {
         let store = Arc::new(CountingStore::default());
-        let recorder = LastUsedRecorder::with_max_pending(store, 16);
+        let recorder = LastUsedRecorder::new(store).max_pending(16);
         for i in 0..10_000u32 {
             recorder.record(&KeyDigest::of(&i.to_string()), 1);
         }
         assert!(recorder.pending() <= 16, "{}", recorder.pending());
+    }
+
+    #[tokio::test]
+    async fn the_bound_set_through_a_clone_bounds_the_shared_batch() {
+        let recorder = LastUsedRecorder::new(Arc::new(CountingStore::default()));
+        let _flusher = recorder.spawn_flusher(Duration::from_secs(3600));
+        let clone = recorder.clone().max_pending(16);
+        for i in 0..10_000u32 {
+            recorder.record(&KeyDigest::of(&i.to_string()), 1);
+        }
+        assert!(recorder.pending() <= 16, "{}", recorder.pending());
+        assert_eq!(clone.pending(), recorder.pending());
     }
 
     #[tokio::test]

@@ -61,7 +61,7 @@ impl MemoryApiKeyStore {
     ///
     /// Fails with [`CreateError::Duplicate`] when two records share a digest
     /// or an id.
-    pub fn with_records(
+    pub fn from_records(
         records: impl IntoIterator<Item = ApiKeyRecord>,
     ) -> Result<Self, CreateError> {
         let mut map = Records::default();
@@ -191,22 +191,22 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn with_records_loads_every_record_and_refuses_duplicates() {
+    async fn from_records_loads_every_record_and_refuses_duplicates() {
         let (key, a) = new_key("acme", 10);
         let (_, b) = new_key("globex", 10);
-        let store = MemoryApiKeyStore::with_records([a.clone(), b.clone()]).unwrap();
+        let store = MemoryApiKeyStore::from_records([a.clone(), b.clone()]).unwrap();
         assert_eq!(store.len(), 2);
         let found = store.lookup(&key.digest()).await.unwrap().unwrap();
         assert_eq!(&*found.owner, "acme");
 
         assert!(matches!(
-            MemoryApiKeyStore::with_records([a.clone(), a.clone()]),
+            MemoryApiKeyStore::from_records([a.clone(), a.clone()]),
             Err(CreateError::Duplicate)
         ));
         let mut same_id = b;
         same_id.id = a.id.clone();
         assert!(matches!(
-            MemoryApiKeyStore::with_records([a, same_id]),
+            MemoryApiKeyStore::from_records([a, same_id]),
             Err(CreateError::Duplicate)
         ));
     }

@@ -130,7 +130,7 @@ impl Grant {
 
     /// Replaces every custom claim.
     #[must_use]
-    pub fn with_claims(mut self, claims: Map<String, Value>) -> Self {
+    pub fn claims(mut self, claims: Map<String, Value>) -> Self {
         self.claims = claims;
         self
     }

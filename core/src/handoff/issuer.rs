@@ -256,7 +256,7 @@ mod tests {
     fn issuer() -> HandoffIssuer {
         let ring = Keyring::new(SigningKey::from_bytes(&[3; 32]).unwrap());
         HandoffIssuer::new(
-            HandoffCodec::new(ring).with_clock(ManualClock::at_unix(1_700_000_000).shared()),
+            HandoffCodec::new(ring).clock(ManualClock::at_unix(1_700_000_000).shared()),
         )
     }
 

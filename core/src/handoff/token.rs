@@ -124,8 +124,9 @@ impl HandoffCodec {
     }
 
     /// Reads time from `clock`.
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
-        self.codec = self.codec.with_clock(clock);
+    #[must_use]
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.codec = self.codec.clock(clock);
         self
     }
 
@@ -137,7 +138,7 @@ impl HandoffCodec {
     }
 
     /// Mints tokens valid for `ttl` (whole seconds, 1 s to 10 min).
-    pub fn with_ttl(mut self, ttl: Duration) -> Result<Self, MintError> {
+    pub fn ttl(mut self, ttl: Duration) -> Result<Self, MintError> {
         self.ttl = checked_ttl(ttl)?;
         Ok(self)
     }
@@ -149,16 +150,6 @@ impl HandoffCodec {
         self.leeway = Duration::from_secs(leeway.as_secs());
         self.codec = self.codec.leeway(self.leeway);
         self
-    }
-
-    /// The lifetime of minted tokens.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The clock this codec reads.
-    pub fn clock(&self) -> &SharedClock {
-        self.codec.clock()
     }
 
     /// Mints a token for `handoff` with the configured lifetime.
@@ -246,7 +237,7 @@ mod tests {
     }
 
     fn codec(clock: &ManualClock) -> HandoffCodec {
-        HandoffCodec::new(keyring(1)).with_clock(clock.shared())
+        HandoffCodec::new(keyring(1)).clock(clock.shared())
     }
 
     fn handoff() -> Handoff {
@@ -298,9 +289,7 @@ mod tests {
         );
         assert!(c.mint_for(&handoff(), MAX_HANDOFF_TTL).is_ok());
         assert_eq!(
-            codec(&clock)
-                .with_ttl(Duration::from_secs(601))
-                .unwrap_err(),
+            codec(&clock).ttl(Duration::from_secs(601)).unwrap_err(),
             MintError::InvalidTtl
         );
     }
@@ -346,14 +335,14 @@ mod tests {
         let tampered = format!("{head}.{}", encoding::encode(raw));
         assert_eq!(c.verify(&tampered, "acme"), Err(VerifyError::BadSignature));
 
-        let other = HandoffCodec::new(keyring(2)).with_clock(clock.shared());
+        let other = HandoffCodec::new(keyring(2)).clock(clock.shared());
         assert_eq!(other.verify(&token, "acme"), Err(VerifyError::BadSignature));
     }
 
     #[test]
     fn a_session_cookie_never_verifies_as_a_handoff_token() {
         let clock = ManualClock::at_unix(T0);
-        let sessions = SignedCodec::new(keyring(1), SESSION_PURPOSE).with_clock(clock.shared());
+        let sessions = SignedCodec::new(keyring(1), SESSION_PURPOSE).clock(clock.shared());
         let claims = HandoffClaims {
             subject: "a".into(),
             actor: None,
@@ -371,7 +360,7 @@ mod tests {
     #[test]
     fn signed_but_ill_formed_claims_are_malformed() {
         let clock = ManualClock::at_unix(T0);
-        let raw = SignedCodec::new(keyring(1), HANDOFF_PURPOSE).with_clock(clock.shared());
+        let raw = SignedCodec::new(keyring(1), HANDOFF_PURPOSE).clock(clock.shared());
         let claims = HandoffClaims {
             subject: "a".into(),
             actor: None,

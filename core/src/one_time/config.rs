@@ -24,8 +24,8 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// let config = OneTimeConfig::default()
-///     .with_ttl(Duration::from_secs(120))
-///     .with_max_pending(64)
+///     .ttl(Duration::from_secs(120))
+///     .max_pending(64)
 ///     .clock(clock.shared());
 /// let store = MemoryOneTimeStore::new(config);
 /// # let _ = store;
@@ -55,21 +55,24 @@ impl OneTimeConfig {
     /// How long a token stays pending (default 30 s). A zero TTL is raised
     /// to one millisecond, the smallest expiry Redis accepts; a TTL above
     /// [`MAX_TTL`] is lowered to it.
-    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl.clamp(Duration::from_millis(1), MAX_TTL);
         self
     }
 
     /// How many tokens may be pending at once (default 1024). Values below
     /// one are raised to one.
-    pub fn with_max_pending(mut self, max_pending: usize) -> Self {
+    #[must_use]
+    pub fn max_pending(mut self, max_pending: usize) -> Self {
         self.max_pending = max_pending.max(1);
         self
     }
 
     /// How many values one issue may draw when they collide with pending
     /// tokens (default 16). Values below one are raised to one.
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> Self {
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
         self.max_attempts = max_attempts.max(1);
         self
     }
@@ -87,21 +90,6 @@ impl OneTimeConfig {
     pub fn random(mut self, random: SharedRandom) -> Self {
         self.random = random;
         self
-    }
-
-    /// The configured TTL.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The configured maximum of pending tokens.
-    pub fn max_pending(&self) -> usize {
-        self.max_pending
-    }
-
-    /// The configured maximum of draws per issue.
-    pub fn max_attempts(&self) -> u32 {
-        self.max_attempts
     }
 
     /// The TTL in whole milliseconds, saturating.
@@ -127,20 +115,20 @@ mod tests {
     #[test]
     fn defaults_follow_the_spec() {
         let config = OneTimeConfig::default();
-        assert_eq!(config.ttl(), Duration::from_secs(30));
-        assert_eq!(config.max_pending(), 1024);
-        assert_eq!(config.max_attempts(), 16);
+        assert_eq!(config.ttl, Duration::from_secs(30));
+        assert_eq!(config.max_pending, 1024);
+        assert_eq!(config.max_attempts, 16);
     }
 
     #[test]
     fn degenerate_limits_are_raised_to_their_minimum() {
         let config = OneTimeConfig::default()
-            .with_ttl(Duration::ZERO)
-            .with_max_pending(0)
-            .with_max_attempts(0);
-        assert_eq!(config.ttl(), Duration::from_millis(1));
-        assert_eq!(config.clone().with_ttl(Duration::MAX).ttl(), MAX_TTL);
-        assert_eq!(config.max_pending(), 1);
-        assert_eq!(config.max_attempts(), 1);
+            .ttl(Duration::ZERO)
+            .max_pending(0)
+            .max_attempts(0);
+        assert_eq!(config.ttl, Duration::from_millis(1));
+        assert_eq!(config.clone().ttl(Duration::MAX).ttl, MAX_TTL);
+        assert_eq!(config.max_pending, 1);
+        assert_eq!(config.max_attempts, 1);
     }
 }

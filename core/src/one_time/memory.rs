@@ -14,7 +14,7 @@ use super::{OneTimeConfig, OneTimeError, OneTimeStore, OneTimeToken};
 /// Correct for a single process; a fleet needs `RedisOneTimeStore` (feature
 /// `redis`). Every operation takes one short lock, prunes expired tokens
 /// (cheaply: they are indexed by expiry) and then does its work, so the
-/// pending set never exceeds [`OneTimeConfig::with_max_pending`].
+/// pending set never exceeds [`OneTimeConfig::max_pending`].
 ///
 /// ```
 /// use std::time::Duration;
@@ -380,7 +380,7 @@ mod tests {
         let store = MemoryOneTimeStore::new(
             OneTimeConfig::default()
                 .clock(clock.shared())
-                .with_max_pending(3),
+                .max_pending(3),
         );
         for _ in 0..3 {
             store.issue(ALICE).await.unwrap();
@@ -414,7 +414,7 @@ mod tests {
 
     #[tokio::test]
     async fn consuming_frees_a_slot_under_the_limit() {
-        let store = MemoryOneTimeStore::new(OneTimeConfig::default().with_max_pending(1));
+        let store = MemoryOneTimeStore::new(OneTimeConfig::default().max_pending(1));
         let token = store.issue(ALICE).await.unwrap();
         assert!(store.issue(ALICE).await.is_err());
         store.consume(token.expose_secret(), ALICE).await.unwrap();

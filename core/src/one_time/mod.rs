@@ -7,11 +7,11 @@
 //! - **Issue** draws 16 bytes from the injected
 //!   [`RandomSource`](crate::random::RandomSource) (the OS CSPRNG by default)
 //!   and hands them out once as 22 characters of unpadded base64url
-//!   ([`OneTimeToken`]). At most [`OneTimeConfig::with_max_pending`] tokens
+//!   ([`OneTimeToken`]). At most [`OneTimeConfig::max_pending`] tokens
 //!   (default 1024) are pending at once; beyond that issuing fails with
 //!   [`OneTimeError::LimitReached`] instead of evicting live tokens. A drawn
 //!   value that is already pending is redrawn, at most
-//!   [`OneTimeConfig::with_max_attempts`] times in all (default 16), then
+//!   [`OneTimeConfig::max_attempts`] times in all (default 16), then
 //!   [`OneTimeError::CollisionsExhausted`]: with a healthy CSPRNG this never
 //!   happens, with a broken one it fails loudly instead of looping.
 //! - **Binding.** Every token is issued for a *binding*: bytes naming what

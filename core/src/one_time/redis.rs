@@ -121,7 +121,7 @@ pub struct KeyPrefixError;
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let store = RedisOneTimeStore::connect("redis://127.0.0.1:6379", OneTimeConfig::default())
 ///     .await?
-///     .with_prefix("myapp:one-time")?;
+///     .prefix("myapp:one-time")?;
 /// let token = store.issue(b"invite:42").await?;
 /// store.consume(token.expose_secret(), b"invite:42").await?;
 /// # Ok(())
@@ -163,7 +163,7 @@ impl RedisOneTimeStore {
 
     /// Uses `prefix` for every key (default [`DEFAULT_PREFIX`]). Stores that
     /// should share tokens must share the prefix.
-    pub fn with_prefix(mut self, prefix: &str) -> Result<Self, KeyPrefixError> {
+    pub fn prefix(mut self, prefix: &str) -> Result<Self, KeyPrefixError> {
         let valid = !prefix.is_empty()
             && prefix.len() <= MAX_PREFIX_LEN
             && prefix
@@ -187,11 +187,6 @@ impl RedisOneTimeStore {
     /// The store's configuration.
     pub fn config(&self) -> &OneTimeConfig {
         &self.config
-    }
-
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
     }
 
     fn set_prefix(&mut self, prefix: &str) {

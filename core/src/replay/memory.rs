@@ -34,7 +34,7 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 100_000;
 /// use keystile_core::store::StoreError;
 ///
 /// let clock = ManualClock::at_unix(1_000);
-/// let store = MemoryReplayStore::new().with_capacity(1).clock(clock.shared());
+/// let store = MemoryReplayStore::new().capacity(1).clock(clock.shared());
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::First);
 /// assert_eq!(store.redeem("a", 1_060).await.unwrap(), Redemption::AlreadyUsed);
 /// assert!(matches!(store.redeem("b", 1_060).await, Err(StoreError::Capacity)));
@@ -59,15 +59,15 @@ impl MemoryReplayStore {
 
     /// Holds up to `capacity` live ids (at least 1).
     #[must_use]
-    pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.ids = self.ids.with_capacity(capacity);
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.ids = self.ids.capacity(capacity);
         self
     }
 
     /// Reads time from `clock` to decide which ids have expired.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.ids = self.ids.with_clock(clock);
+        self.ids = self.ids.clock(clock);
         self
     }
 
@@ -79,11 +79,6 @@ impl MemoryReplayStore {
     /// Whether no id is held.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
-    }
-
-    /// The most live ids this store holds.
-    pub fn capacity(&self) -> usize {
-        self.ids.capacity()
     }
 }
 
@@ -108,7 +103,7 @@ impl fmt::Debug for MemoryReplayStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryReplayStore")
             .field("len", &self.len())
-            .field("capacity", &self.capacity())
+            .field("capacity", &self.ids.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -124,7 +119,7 @@ mod tests {
 
     fn store(capacity: usize, clock: &ManualClock) -> MemoryReplayStore {
         MemoryReplayStore::new()
-            .with_capacity(capacity)
+            .capacity(capacity)
             .clock(clock.shared())
     }
 

@@ -36,7 +36,7 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 ///
 /// let store = RedisReplayStore::connect("redis://127.0.0.1:6379")
 ///     .await?
-///     .with_prefix("myapp:handoff:");
+///     .prefix("myapp:handoff:");
 /// store.redeem("jti", 1_900_000_000).await?;
 /// # Ok(()) }
 /// ```
@@ -66,21 +66,17 @@ impl RedisReplayStore {
     }
 
     /// Prefixes every key, so several apps can share one Redis.
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.ids.set_prefix(prefix);
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.ids = self.ids.prefix(prefix);
         self
     }
 
     /// Bounds each redemption's round trip.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.ids.set_timeout(timeout);
+        self.ids = self.ids.timeout(timeout);
         self
-    }
-
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        self.ids.prefix()
     }
 }
 

@@ -13,8 +13,9 @@ use crate::store::StoreError;
 /// Default time a cached version is trusted.
 pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(60);
 
-/// Default bound on cached subjects.
-const DEFAULT_CAPACITY: usize = 65_536;
+/// How many subjects a [`MemorySessionVersionCache`] holds unless
+/// configured.
+pub const DEFAULT_SESSION_VERSION_CAPACITY: usize = 65_536;
 
 /// Session versions cached in this process: bounded, expiring by the
 /// injected clock, safe to read from many threads at once.
@@ -39,7 +40,7 @@ const DEFAULT_CAPACITY: usize = 65_536;
 /// let clock = ManualClock::at_unix(1_700_000_000);
 /// let cache = MemorySessionVersionCache::new()
 ///     .ttl(Duration::from_secs(60))
-///     .with_capacity(10_000)
+///     .capacity(10_000)
 ///     .clock(clock.shared());
 ///
 /// let seen = cache.get("alice").await?.generation;
@@ -65,10 +66,11 @@ struct Entry {
 }
 
 impl MemorySessionVersionCache {
-    /// A cache with a 60 s TTL, 65 536 entries and the system clock.
+    /// A cache with a 60 s TTL, [`DEFAULT_SESSION_VERSION_CAPACITY`]
+    /// entries and the system clock.
     pub fn new() -> Self {
         Self {
-            entries: Cache::new(DEFAULT_CAPACITY),
+            entries: Cache::new(DEFAULT_SESSION_VERSION_CAPACITY),
             generation: AtomicU64::new(0),
             ttl_millis: millis(DEFAULT_TTL),
             clock: SystemClock::shared(),
@@ -83,10 +85,11 @@ impl MemorySessionVersionCache {
         self
     }
 
-    /// The most subjects kept (at least one; rounded up to a multiple of
-    /// the cache's shards, see [`capacity`](Self::capacity)).
+    /// The most subjects kept (at least one). The cache splits the bound
+    /// over its shards (their number follows the core count) and rounds
+    /// each shard up, so it may hold a few more.
     #[must_use]
-    pub fn with_capacity(mut self, entries: usize) -> Self {
+    pub fn capacity(mut self, entries: usize) -> Self {
         self.entries = Cache::new(entries.max(1));
         self
     }
@@ -101,13 +104,6 @@ impl MemorySessionVersionCache {
     /// Live and expired-but-not-yet-evicted entries.
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    /// The most entries ever held: the configured bound, rounded up to a
-    /// multiple of the cache's shards (their number follows the core
-    /// count). [`len`](Self::len) never exceeds it.
-    pub fn capacity(&self) -> usize {
-        usize::try_from(self.entries.capacity()).unwrap_or(usize::MAX)
     }
 
     /// Whether no entries are held.
@@ -181,7 +177,7 @@ impl std::fmt::Debug for MemorySessionVersionCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemorySessionVersionCache")
             .field("entries", &self.len())
-            .field("capacity", &self.capacity())
+            .field("capacity", &self.entries.capacity())
             .field("ttl_millis", &self.ttl_millis)
             .field("generation", &self.generation())
             .finish()
@@ -262,12 +258,13 @@ mod tests {
     #[test]
     fn the_cache_stays_bounded_under_a_flood_of_subjects() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock).with_capacity(64);
+        let cache = cache(&clock).capacity(64);
+        let most = usize::try_from(cache.entries.capacity()).unwrap();
         for i in 0..10_000 {
             clock.advance(Duration::from_millis(1));
             let subject = format!("user{i}");
             cache.store(&subject, 1, cache.generation());
-            assert!(cache.len() <= cache.capacity(), "{} entries", cache.len());
+            assert!(cache.len() <= most, "{} entries", cache.len());
             // The newest entry survives its own insertion.
             assert_eq!(cache.lookup(&subject).version, Some(1), "{subject}");
         }
@@ -276,7 +273,7 @@ mod tests {
     #[test]
     fn a_subject_asked_for_again_outlives_a_flood_of_new_ones() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock).with_capacity(64);
+        let cache = cache(&clock).capacity(64);
         cache.store("hot", 7, cache.generation());
         for i in 0..10_000 {
             assert_eq!(cache.lookup("hot").version, Some(7), "after {i} others");
@@ -287,7 +284,7 @@ mod tests {
     #[test]
     fn expired_entries_are_never_answered() {
         let clock = ManualClock::at_unix(1_000);
-        let cache = cache(&clock).with_capacity(1).ttl(Duration::from_secs(1));
+        let cache = cache(&clock).capacity(1).ttl(Duration::from_secs(1));
         cache.store("old", 1, cache.generation());
         clock.advance(Duration::from_secs(2));
         assert_eq!(cache.lookup("old").version, None);

@@ -67,7 +67,7 @@ mod validator;
 #[cfg(feature = "redis")]
 pub use self::redis::{RedisSessionVersionCache, RedisSessionVersionCacheBuilder};
 pub use fetcher::{FetchError, FetchRequest, SessionVersionFetcher};
-pub use memory::MemorySessionVersionCache;
+pub use memory::{DEFAULT_SESSION_VERSION_CAPACITY, MemorySessionVersionCache};
 #[cfg(feature = "redis")]
 pub use tiered::TieredSessionVersionCache;
 #[cfg(feature = "userinfo")]

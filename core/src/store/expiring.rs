@@ -30,7 +30,7 @@ type IdDigest = [u8; 32];
 /// use keystile_core::store::{ExpiringIds, StoreError};
 ///
 /// let clock = ManualClock::at_unix(1_000);
-/// let ids = ExpiringIds::new(1).with_clock(clock.shared());
+/// let ids = ExpiringIds::new(1).clock(clock.shared());
 /// assert!(ids.insert("a", 1_060).unwrap());
 /// assert!(!ids.insert("a", 1_060).unwrap()); // already there
 /// assert!(ids.contains("a"));
@@ -41,8 +41,8 @@ type IdDigest = [u8; 32];
 /// ```
 pub struct ExpiringIds {
     state: Mutex<State>,
-    capacity: usize,
-    clock: SharedClock,
+    pub(crate) capacity: usize,
+    pub(crate) clock: SharedClock,
 }
 
 #[derive(Default)]
@@ -77,14 +77,14 @@ impl ExpiringIds {
     /// Holds at most `capacity` live ids (at least 1); set before any id
     /// is inserted.
     #[must_use]
-    pub fn with_capacity(mut self, capacity: usize) -> Self {
+    pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.max(1);
         self
     }
 
     /// Reads time from `clock` to decide which ids have expired.
     #[must_use]
-    pub fn with_clock(mut self, clock: SharedClock) -> Self {
+    pub fn clock(mut self, clock: SharedClock) -> Self {
         self.clock = clock;
         self
     }
@@ -132,16 +132,6 @@ impl ExpiringIds {
         self.len() == 0
     }
 
-    /// The most live ids held; [`len`](Self::len) never exceeds it.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// The clock expiry is read from.
-    pub fn clock(&self) -> &SharedClock {
-        &self.clock
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         // Nothing panics while the lock is held and the two maps agree
         // between statements, so a poisoned lock still guards valid state.
@@ -167,7 +157,7 @@ mod tests {
     #[test]
     fn ids_live_until_their_own_expiry() {
         let clock = ManualClock::at_unix(1_000);
-        let ids = ExpiringIds::new(10).with_clock(clock.shared());
+        let ids = ExpiringIds::new(10).clock(clock.shared());
         assert!(ids.insert("short", 1_010).unwrap());
         assert!(ids.insert("long", 1_100).unwrap());
         clock.advance(Duration::from_secs(10));
@@ -179,7 +169,7 @@ mod tests {
     #[test]
     fn an_already_expired_id_is_kept_for_a_second() {
         let clock = ManualClock::at_unix(1_000);
-        let ids = ExpiringIds::new(10).with_clock(clock.shared());
+        let ids = ExpiringIds::new(10).clock(clock.shared());
         assert!(ids.insert("late", 900).unwrap());
         assert!(!ids.insert("late", 900).unwrap());
         clock.advance(Duration::from_secs(1));
@@ -189,7 +179,7 @@ mod tests {
     #[test]
     fn a_full_set_refuses_rather_than_forgets() {
         let clock = ManualClock::at_unix(1_000);
-        let ids = ExpiringIds::new(2).with_clock(clock.shared());
+        let ids = ExpiringIds::new(2).clock(clock.shared());
         ids.insert("a", 2_000).unwrap();
         ids.insert("b", 2_000).unwrap();
         assert!(matches!(ids.insert("c", 2_000), Err(StoreError::Capacity)));

@@ -99,24 +99,18 @@ impl RedisExpiringIds {
         }
     }
 
-    /// Replaces the key prefix.
-    pub fn set_prefix(&mut self, prefix: impl Into<String>) {
+    /// Keeps the ids under `prefix` instead.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
+        self
     }
 
-    /// Replaces the per-call bound.
-    pub fn set_timeout(&mut self, timeout: Duration) {
+    /// Bounds each call by `timeout` instead.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-    }
-
-    /// The key prefix.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The per-call bound.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
+        self
     }
 
     /// Adds `id` until `expires_at` unless it is already there: `Ok(true)`

@@ -54,7 +54,7 @@ pub fn run(command: HandoffCommand) -> Result<(), String> {
 
 fn mint(args: &MintArgs, keyring: Keyring) -> Result<String, String> {
     let codec = HandoffCodec::new(keyring)
-        .with_ttl(Duration::from_secs(args.ttl))
+        .ttl(Duration::from_secs(args.ttl))
         .map_err(|e| e.to_string())?;
     let issuer = HandoffIssuer::new(codec)
         .path(&args.path)

@@ -34,26 +34,21 @@ impl MemoryRevocationList {
 
     /// Holds at most `capacity` live entries (at least 1).
     #[must_use]
-    pub fn with_capacity(mut self, capacity: usize) -> Self {
-        self.ids = self.ids.with_capacity(capacity);
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.ids = self.ids.capacity(capacity);
         self
     }
 
     /// Reads time from `clock`.
     #[must_use]
     pub fn clock(mut self, clock: SharedClock) -> Self {
-        self.ids = self.ids.with_clock(clock);
+        self.ids = self.ids.clock(clock);
         self
     }
 
     /// Number of live entries.
     pub fn len(&self) -> usize {
         self.ids.len()
-    }
-
-    /// The most live entries held; [`len`](Self::len) never exceeds it.
-    pub fn capacity(&self) -> usize {
-        self.ids.capacity()
     }
 
     /// Whether no live entry is held.
@@ -71,7 +66,7 @@ impl Default for MemoryRevocationList {
 impl fmt::Debug for MemoryRevocationList {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryRevocationList")
-            .field("capacity", &self.capacity())
+            .field("capacity", &self.ids.capacity)
             .finish_non_exhaustive()
     }
 }
@@ -79,7 +74,7 @@ impl fmt::Debug for MemoryRevocationList {
 #[async_trait]
 impl RevocationList for MemoryRevocationList {
     async fn revoke(&self, token_id: &str, expires_at: u64) -> Result<(), StoreError> {
-        if expires_at <= self.ids.clock().unix_seconds() {
+        if expires_at <= self.ids.clock.unix_seconds() {
             // The token is already dead; nothing to remember.
             return Ok(());
         }
@@ -125,7 +120,7 @@ mod tests {
     async fn full_list_refuses_rather_than_evicting_live_entries() {
         let clock = ManualClock::at_unix(T0);
         let list = MemoryRevocationList::new()
-            .with_capacity(2)
+            .capacity(2)
             .clock(clock.shared());
         list.revoke("a", T0 + 5).await.unwrap();
         list.revoke("b", T0 + 50).await.unwrap();

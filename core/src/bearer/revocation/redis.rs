@@ -54,15 +54,16 @@ impl RedisRevocationList {
     }
 
     /// Stores entries under `prefix` (e.g. one per application).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.ids.set_prefix(prefix);
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.ids = self.ids.prefix(prefix);
         self
     }
 
     /// Fails a command that takes longer than `timeout`.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.ids.set_timeout(timeout);
+        self.ids = self.ids.timeout(timeout);
         self
     }
 
