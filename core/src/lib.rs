@@ -20,6 +20,8 @@ pub mod encoding;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 pub mod handoff;
+#[cfg(any(feature = "userinfo", feature = "oidc"))]
+mod http;
 pub mod identity;
 pub mod keys;
 pub mod layers_seen;

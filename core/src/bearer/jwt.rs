@@ -82,7 +82,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
@@ -114,6 +116,8 @@ pub enum JwtAlgorithm {
     RS256,
     /// ECDSA on P-256 with SHA-256.
     ES256,
+    /// ECDSA on P-384 with SHA-384.
+    ES384,
     /// Ed25519.
     EdDSA,
 }
@@ -123,6 +127,7 @@ impl JwtAlgorithm {
         match self {
             Self::RS256 => Algorithm::RS256,
             Self::ES256 => Algorithm::ES256,
+            Self::ES384 => Algorithm::ES384,
             Self::EdDSA => Algorithm::EdDSA,
         }
     }
@@ -131,14 +136,17 @@ impl JwtAlgorithm {
         match self {
             Self::RS256 => HeaderAlg::RS256,
             Self::ES256 => HeaderAlg::ES256,
+            Self::ES384 => HeaderAlg::ES384,
             Self::EdDSA => HeaderAlg::EdDSA,
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The algorithm's name in a JOSE header.
+    pub fn name(self) -> &'static str {
         match self {
             Self::RS256 => "RS256",
             Self::ES256 => "ES256",
+            Self::ES384 => "ES384",
             Self::EdDSA => "EdDSA",
         }
     }
@@ -189,6 +197,7 @@ enum HeaderAlg {
     HS256,
     RS256,
     ES256,
+    ES384,
     EdDSA,
     /// Any other algorithm (`none`, HS384, ES512, PS256, …): no key is
     /// ever pinned to it.
@@ -203,6 +212,8 @@ struct JoseHeader {
     alg: HeaderAlg,
     #[serde(default)]
     kid: Option<String>,
+    #[serde(default)]
+    typ: Option<Value>,
     /// Whether the header has a `crit` member, whatever its value.
     #[serde(default, deserialize_with = "present")]
     crit: bool,
@@ -274,6 +285,7 @@ struct Inner {
     leeway: u64,
     clock: SharedClock,
     max_len: usize,
+    at_jwt_only: bool,
 }
 
 /// Verifies JWTs; see the [module docs](self). Cloning is cheap.
@@ -291,6 +303,8 @@ pub struct JwtVerifierBuilder {
     leeway: Duration,
     clock: SharedClock,
     max_len: usize,
+    algorithms: Option<Vec<JwtAlgorithm>>,
+    at_jwt_only: bool,
 }
 
 /// Which `typ` claim a verification accepts.
@@ -325,6 +339,8 @@ impl JwtVerifier {
             leeway: DEFAULT_LEEWAY,
             clock: SystemClock::shared(),
             max_len: DEFAULT_MAX_JWT_LEN,
+            algorithms: None,
+            at_jwt_only: false,
         }
     }
 
@@ -351,6 +367,11 @@ impl JwtVerifier {
         self.key_for(&header)?
             .check
             .verify(signing_input.as_bytes(), signature)?;
+        if self.inner.at_jwt_only && !is_at_jwt(header.typ.as_ref()) {
+            return Err(TokenError::Invalid(
+                "not a JWT access token (RFC 9068: header typ at+jwt)",
+            ));
+        }
         let UnrepeatedClaimSlots(claims) = json_object(payload).ok_or(TokenError::Malformed(
             "payload is not a JSON object, or repeats a checked claim",
         ))?;
@@ -481,6 +502,16 @@ pub(crate) fn json_object<T: DeserializeOwned>(segment: &str) -> Option<T> {
     serde_json::from_slice(&json).ok()
 }
 
+/// Whether a header `typ` names an RFC 9068 access token: `at+jwt`, or the
+/// full media type `application/at+jwt`, in any case (RFC 7515 §4.1.9).
+fn is_at_jwt(typ: Option<&Value>) -> bool {
+    let Some(Value::String(typ)) = typ else {
+        return false;
+    };
+    let typ = typ.to_ascii_lowercase();
+    typ == "at+jwt" || typ == "application/at+jwt"
+}
+
 /// The refusal of a payload whose registered claim has the wrong type.
 fn wrong_claim(error: ClaimsError) -> TokenError {
     TokenError::Malformed(match error.claim {
@@ -551,7 +582,7 @@ impl JwtVerifierBuilder {
         check_kid(kid)?;
         let key = match algorithm {
             JwtAlgorithm::RS256 => DecodingKey::from_rsa_pem(pem),
-            JwtAlgorithm::ES256 => DecodingKey::from_ec_pem(pem),
+            JwtAlgorithm::ES256 | JwtAlgorithm::ES384 => DecodingKey::from_ec_pem(pem),
             JwtAlgorithm::EdDSA => DecodingKey::from_ed_pem(pem),
         }
         .map_err(|_| JwtConfigError::InvalidKey(algorithm.name()))?;
@@ -560,57 +591,59 @@ impl JwtVerifierBuilder {
 
     /// Adds one public JWK (RFC 7517) as JSON. It must carry a `kid`; its
     /// algorithm comes from `alg` when present, else from the key type
-    /// (RSA → RS256, EC P-256 → ES256, OKP Ed25519 → EdDSA).
+    /// (RSA → RS256, EC P-256 → ES256, EC P-384 → ES384, OKP Ed25519 →
+    /// EdDSA). A key whose `use` is not `sig`, or whose `key_ops` lack
+    /// `verify`, is refused.
     pub fn jwk(self, json: &str) -> Result<Self, JwtConfigError> {
         let jwk: Jwk =
             serde_json::from_str(json).map_err(|_| JwtConfigError::UnsupportedJwk("not a JWK"))?;
-        self.add_jwk(&jwk)
+        let (kid, key, algorithm) = verify_key_of(&jwk)?;
+        Ok(self.public_key(&kid, key, algorithm))
     }
 
-    /// Adds every key of a JWK Set document (`{"keys": [...]}`), e.g. an
-    /// identity provider's `jwks_uri` answer fetched at start-up.
+    /// Adds the keys of a JWK Set document (`{"keys": [...]}`), e.g. an
+    /// identity provider's `jwks_uri` answer. Keys keystile cannot verify
+    /// with (an encryption key, an ES512 or symmetric key, a `kty` it does
+    /// not know, a key without `kid`, two keys sharing one `kid`) are
+    /// skipped, each named with the reason at debug level; the set is
+    /// refused only when it is not a JWK Set at all. [`build`](Self::build)
+    /// fails when no key is left.
     pub fn jwk_set(mut self, json: &str) -> Result<Self, JwtConfigError> {
-        let set: JwkSet = serde_json::from_str(json)
+        #[derive(Deserialize)]
+        struct RawSet {
+            keys: Vec<Value>,
+        }
+        let set: RawSet = serde_json::from_str(json)
             .map_err(|_| JwtConfigError::UnsupportedJwk("not a JWK Set"))?;
-        for jwk in &set.keys {
-            self = self.add_jwk(jwk)?;
+        let mut usable = Vec::with_capacity(set.keys.len());
+        for raw in &set.keys {
+            let named = raw.get("kid").and_then(Value::as_str).unwrap_or("");
+            let read = serde_json::from_value::<Jwk>(raw.clone())
+                .map_err(|_| JwtConfigError::UnsupportedJwk("not a JWK keystile reads"))
+                .and_then(|jwk| verify_key_of(&jwk));
+            match read {
+                Ok(key) => usable.push(key),
+                Err(error) => {
+                    tracing::debug!(target: "keystile::jwt", kid = named, %error, "JWK skipped");
+                }
+            }
+        }
+        // Two keys under one `kid` (from one document): neither is used, a
+        // token naming it is never a guess between them.
+        let mut seen = HashSet::new();
+        let twice: HashSet<String> = usable
+            .iter()
+            .filter(|(kid, _, _)| !seen.insert(kid.clone()))
+            .map(|(kid, _, _)| kid.clone())
+            .collect();
+        for (kid, key, algorithm) in usable {
+            if twice.contains(&kid) {
+                tracing::debug!(target: "keystile::jwt", kid, "JWK skipped: its kid is used twice");
+                continue;
+            }
+            self = self.public_key(&kid, key, algorithm);
         }
         Ok(self)
-    }
-
-    fn add_jwk(self, jwk: &Jwk) -> Result<Self, JwtConfigError> {
-        let kid = jwk
-            .common
-            .key_id
-            .as_deref()
-            .ok_or(JwtConfigError::UnsupportedJwk("no kid"))?;
-        check_kid(kid)?;
-        let algorithm = match (&jwk.algorithm, jwk.common.key_algorithm) {
-            (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => JwtAlgorithm::RS256,
-            (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
-                if p.curve == EllipticCurve::P256 =>
-            {
-                JwtAlgorithm::ES256
-            }
-            (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
-                if p.curve == EllipticCurve::Ed25519 =>
-            {
-                JwtAlgorithm::EdDSA
-            }
-            (AlgorithmParameters::OctetKey(_), _) => {
-                return Err(JwtConfigError::UnsupportedJwk(
-                    "symmetric keys belong in the keyring or hs256_secret",
-                ));
-            }
-            _ => {
-                return Err(JwtConfigError::UnsupportedJwk(
-                    "only RS256, ES256 (P-256) and EdDSA (Ed25519) keys are supported",
-                ));
-            }
-        };
-        let key =
-            DecodingKey::from_jwk(jwk).map_err(|_| JwtConfigError::InvalidKey(algorithm.name()))?;
-        Ok(self.public_key(kid, key, algorithm))
     }
 
     fn public_key(mut self, kid: &str, key: DecodingKey, algorithm: JwtAlgorithm) -> Self {
@@ -658,9 +691,42 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// Verifies public-key signatures with these algorithms only: keys
+    /// pinned to any other are dropped when the verifier is built (named at
+    /// debug level). HS256 keys from the keyring or [`hs256_secret`]
+    /// (Self::hs256_secret) are not affected. Default: every algorithm a key
+    /// was added for.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = JwtAlgorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Accepts only RFC 9068 JWT access tokens: the header `typ` must be
+    /// `at+jwt` (or `application/at+jwt`). OpenID Connect ID tokens
+    /// (`typ: JWT`, or none) are then refused as bearer credentials.
+    pub fn at_jwt_only(mut self) -> Self {
+        self.at_jwt_only = true;
+        self
+    }
+
     /// The verifier; fails without keys, with two keys sharing a `kid`, or
     /// with two different issuers.
     pub fn build(mut self) -> Result<JwtVerifier, JwtConfigError> {
+        if let Some(allowed) = &self.algorithms {
+            self.keys.retain(|key| match &key.check {
+                SignatureCheck::Hs256(_) => true,
+                SignatureCheck::Public(_, algorithm) if allowed.contains(algorithm) => true,
+                SignatureCheck::Public(_, algorithm) => {
+                    tracing::debug!(
+                        target: "keystile::jwt",
+                        kid = key.kid,
+                        algorithm = algorithm.name(),
+                        "key skipped: its algorithm is not allowed"
+                    );
+                    false
+                }
+            });
+        }
         if self.keys.is_empty() {
             return Err(JwtConfigError::NoKeys);
         }
@@ -681,6 +747,7 @@ impl JwtVerifierBuilder {
                 leeway: self.leeway.as_secs(),
                 clock: self.clock,
                 max_len: self.max_len,
+                at_jwt_only: self.at_jwt_only,
             }),
         })
     }
@@ -695,6 +762,57 @@ fn check_kid(kid: &str) -> Result<(), JwtConfigError> {
     } else {
         Err(JwtConfigError::InvalidKeyId)
     }
+}
+
+/// The `kid`, key and algorithm of a public JWK that may verify signatures.
+fn verify_key_of(jwk: &Jwk) -> Result<(String, DecodingKey, JwtAlgorithm), JwtConfigError> {
+    let common = &jwk.common;
+    let kid = common
+        .key_id
+        .as_deref()
+        .ok_or(JwtConfigError::UnsupportedJwk("no kid"))?;
+    check_kid(kid)?;
+    if matches!(&common.public_key_use, Some(purpose) if *purpose != PublicKeyUse::Signature) {
+        return Err(JwtConfigError::UnsupportedJwk("use is not sig"));
+    }
+    if common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Err(JwtConfigError::UnsupportedJwk("key_ops lack verify"));
+    }
+    let algorithm = match (&jwk.algorithm, common.key_algorithm) {
+        (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => JwtAlgorithm::RS256,
+        (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+            if p.curve == EllipticCurve::P256 =>
+        {
+            JwtAlgorithm::ES256
+        }
+        (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES384))
+            if p.curve == EllipticCurve::P384 =>
+        {
+            JwtAlgorithm::ES384
+        }
+        (AlgorithmParameters::OctetKeyPair(p), None | Some(KeyAlgorithm::EdDSA))
+            if p.curve == EllipticCurve::Ed25519 =>
+        {
+            JwtAlgorithm::EdDSA
+        }
+        (AlgorithmParameters::OctetKey(_), _) => {
+            return Err(JwtConfigError::UnsupportedJwk(
+                "symmetric keys belong in the keyring or hs256_secret",
+            ));
+        }
+        _ => {
+            return Err(JwtConfigError::UnsupportedJwk(
+                "only RS256, ES256 (P-256), ES384 (P-384) and EdDSA (Ed25519) keys are supported",
+            ));
+        }
+    };
+    let key =
+        DecodingKey::from_jwk(jwk).map_err(|_| JwtConfigError::InvalidKey(algorithm.name()))?;
+    Ok((kid.to_owned(), key, algorithm))
 }
 
 /// The HS256 secret of a keyring key: HMAC-SHA256(key, label).

@@ -42,6 +42,9 @@ pub mod issuers;
 pub mod jwt;
 #[cfg(feature = "jwt")]
 pub mod lifecycle;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+pub mod oidc;
 pub mod revocation;
 mod verifier;
 
@@ -55,6 +58,8 @@ pub use lifecycle::{
     DEFAULT_ACCESS_TTL, DEFAULT_REFRESH_TTL, Grant, LifecycleConfigError, LifecycleError,
     RESERVED_CLAIMS, TokenLifecycle, TokenLifecycleBuilder, TokenPair,
 };
+#[cfg(feature = "oidc")]
+pub use oidc::{OidcConfigError, OidcError, OidcVerifier, OidcVerifierBuilder};
 #[cfg(feature = "redis")]
 pub use revocation::RedisRevocationList;
 pub use revocation::{DEFAULT_REVOCATION_CAPACITY, MemoryRevocationList, RevocationList};

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::header::ACCEPT;
-use reqwest::{Client, Proxy, Url, redirect};
+use reqwest::{Client, Proxy, Url};
+
+use crate::http::{self, BodyError};
 
 use super::{FetchError, FetchRequest, SessionVersionFetcher};
 
@@ -148,7 +150,7 @@ impl UserinfoFetcher {
 impl SessionVersionFetcher for UserinfoFetcher {
     async fn fetch(&self, request: FetchRequest<'_>) -> Result<u64, FetchError> {
         let bearer = request.bearer.ok_or(FetchError::NoBearer)?;
-        let mut response = self
+        let response = self
             .client
             .get(self.url.clone())
             .bearer_auth(bearer)
@@ -161,33 +163,20 @@ impl SessionVersionFetcher for UserinfoFetcher {
         if !status.is_success() {
             return Err(FetchError::Status(status.as_u16()));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_BODY as u64)
-        {
-            return Err(FetchError::InvalidResponse("the answer is too large"));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(FetchError::InvalidResponse("the answer is too large"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = http::read_capped(response, MAX_BODY)
+            .await
+            .map_err(|error| match error {
+                BodyError::TooLarge => FetchError::InvalidResponse("the answer is too large"),
+                BodyError::Transport(error) => transport(error),
+            })?;
         self.version_from(&body, request.subject)
     }
 }
 
-/// The client for calls that carry a credential: no redirects (a redirect
-/// could carry the token somewhere unexpected; a userinfo endpoint has no
-/// reason to redirect) and no proxy but the one configured explicitly.
+/// The client for calls that carry a credential: no redirects and no proxy
+/// but the one configured explicitly ([`http::client`]).
 fn credential_client(proxy: Option<Proxy>) -> Result<Client, UserinfoConfigError> {
-    let builder = Client::builder().redirect(redirect::Policy::none());
-    let builder = match proxy {
-        Some(proxy) => builder.proxy(proxy),
-        None => builder.no_proxy(),
-    };
-    builder.build().map_err(UserinfoConfigError::Client)
+    http::client(proxy).map_err(UserinfoConfigError::Client)
 }
 
 fn transport(error: reqwest::Error) -> FetchError {
