@@ -15,6 +15,10 @@
 //! against the library, so another implementation can run the same files
 //! against itself: the `parameters` object of each file carries the keys
 //! (hex), key ids, purpose labels, audience and the time to verify at.
+//!
+//! `tests/vectors/jose_interop.json` is not one of these files: its RS256,
+//! ES256 and EdDSA tokens are minted by jose (`scripts/interop-vectors`)
+//! and checked by `tests/jose_interop.rs`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
