@@ -14,12 +14,17 @@
 //! | `iss` names no configured issuer, is missing or not a string | [`TokenError::WrongIssuer`] (401) |
 //! | `iss` repeated in the payload, payload not base64url JSON | [`TokenError::Malformed`] (401) |
 //!
+//! An [`OidcVerifier`](crate::bearer::OidcVerifier) (feature `oidc`)
+//! joins with [`JwtIssuers::oidc`]: a token naming an issuer nobody here
+//! trusts is refused without any network call.
+//!
 //! ```
 //! use keystile_core::bearer::jwt::sign_hs256;
-//! use keystile_core::bearer::{JwtIssuers, JwtVerifier, TokenError};
+//! use keystile_core::bearer::{JwtIssuers, JwtVerifier, TokenError, TokenVerifier};
 //! use keystile_core::keys::Keyring;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (ring_a, ring_b) = (Keyring::generate()?, Keyring::generate()?);
 //! let verifier = |ring: &Keyring, issuer: &str| {
 //!     JwtVerifier::builder().keyring(ring).issuer(issuer).audience("api").build()
@@ -34,10 +39,10 @@
 //!     }) else { unreachable!() };
 //!     sign_hs256(ring, &claims)
 //! };
-//! assert!(issuers.verify_token(&token(&ring_a, "https://a.example.test")?).is_ok());
+//! assert!(issuers.verify(&token(&ring_a, "https://a.example.test")?).await.is_ok());
 //! // Issuer A's key cannot sign in issuer B's name.
 //! assert!(matches!(
-//!     issuers.verify_token(&token(&ring_a, "https://b.example.test")?),
+//!     issuers.verify(&token(&ring_a, "https://b.example.test")?).await,
 //!     Err(TokenError::BadSignature | TokenError::UnknownKey)
 //! ));
 //! # Ok(()) }
@@ -45,6 +50,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -53,11 +59,11 @@ use serde::de::IgnoredAny;
 use crate::bearer::jwt;
 use crate::bearer::{Claims, JwtConfigError, JwtVerifier, TokenError, TokenVerifier};
 
-/// Verifies tokens of several issuers, each with its own [`JwtVerifier`];
-/// see the [module docs](self). Cloning is cheap.
+/// Verifies tokens of several issuers, each with its own verifier; see the
+/// [module docs](self). Cloning is cheap.
 #[derive(Clone, Default)]
 pub struct JwtIssuers {
-    by_issuer: HashMap<String, JwtVerifier>,
+    by_issuer: HashMap<String, Arc<dyn TokenVerifier>>,
     max_len: usize,
 }
 
@@ -84,15 +90,34 @@ impl JwtIssuers {
     /// Trusts the issuer `verifier` is configured with, for the tokens
     /// naming it. Fails when the verifier has no issuer, or when another
     /// verifier here already trusts the same one.
-    pub fn issuer(mut self, verifier: JwtVerifier) -> Result<Self, JwtConfigError> {
+    pub fn issuer(self, verifier: JwtVerifier) -> Result<Self, JwtConfigError> {
         let issuer = verifier
             .issuer()
             .ok_or(JwtConfigError::NoIssuer)?
             .to_owned();
+        let max_len = verifier.max_len();
+        self.trust(issuer, max_len, Arc::new(verifier))
+    }
+
+    /// Trusts the OpenID Connect issuer of `verifier`, for the tokens
+    /// naming it. Fails when another verifier here already trusts it.
+    #[cfg(feature = "oidc")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
+    pub fn oidc(self, verifier: crate::bearer::OidcVerifier) -> Result<Self, JwtConfigError> {
+        let issuer = verifier.issuer().to_owned();
+        self.trust(issuer, jwt::DEFAULT_MAX_JWT_LEN, Arc::new(verifier))
+    }
+
+    fn trust(
+        mut self,
+        issuer: String,
+        max_len: usize,
+        verifier: Arc<dyn TokenVerifier>,
+    ) -> Result<Self, JwtConfigError> {
         if self.by_issuer.contains_key(&issuer) {
             return Err(JwtConfigError::DuplicateIssuer(issuer));
         }
-        self.max_len = self.max_len.max(verifier.max_len());
+        self.max_len = self.max_len.max(max_len);
         self.by_issuer.insert(issuer, verifier);
         Ok(self)
     }
@@ -102,8 +127,9 @@ impl JwtIssuers {
         self.by_issuer.keys().map(String::as_str)
     }
 
-    /// Verifies `token` with the verifier of the issuer its `iss` names.
-    pub fn verify_token(&self, token: &str) -> Result<Claims, TokenError> {
+    /// The verifier of the issuer `token`'s `iss` names, read before any
+    /// signature is checked.
+    fn verifier_for(&self, token: &str) -> Result<&dyn TokenVerifier, TokenError> {
         if token.len() > self.max_len {
             return Err(TokenError::Malformed("token too long"));
         }
@@ -121,15 +147,16 @@ impl JwtIssuers {
         };
         self.by_issuer
             .get(&issuer)
-            .ok_or(TokenError::WrongIssuer)?
-            .verify_token(token)
+            .map(|verifier| &**verifier)
+            .ok_or(TokenError::WrongIssuer)
     }
 }
 
 #[async_trait]
 impl TokenVerifier for JwtIssuers {
+    /// Verifies `token` with the verifier of the issuer its `iss` names.
     async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_token(token)
+        self.verifier_for(token)?.verify(token).await
     }
 }
 
@@ -188,8 +215,8 @@ mod tests {
         (issuers, a, b)
     }
 
-    #[test]
-    fn each_issuer_verifies_its_own_tokens() {
+    #[tokio::test]
+    async fn each_issuer_verifies_its_own_tokens() {
         let (issuers, a, b) = setup();
         for (ring, iss) in [(&a, A), (&b, B)] {
             let token = sign(
@@ -197,14 +224,14 @@ mod tests {
                 json!({"sub": "u", "iss": iss, "aud": "api", "exp": T0 + 60}),
             );
             assert_eq!(
-                issuers.verify_token(&token).unwrap().issuer.as_deref(),
+                issuers.verify(&token).await.unwrap().issuer.as_deref(),
                 Some(iss)
             );
         }
     }
 
-    #[test]
-    fn a_key_never_signs_for_another_issuer() {
+    #[tokio::test]
+    async fn a_key_never_signs_for_another_issuer() {
         let (issuers, a, b) = setup();
         for (ring, iss) in [(&a, B), (&b, A)] {
             let token = sign(
@@ -213,7 +240,7 @@ mod tests {
             );
             assert!(
                 matches!(
-                    issuers.verify_token(&token),
+                    issuers.verify(&token).await,
                     Err(TokenError::UnknownKey | TokenError::BadSignature)
                 ),
                 "{iss}"
@@ -221,8 +248,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unknown_missing_or_odd_issuers_are_refused_before_any_key() {
+    #[tokio::test]
+    async fn unknown_missing_or_odd_issuers_are_refused_before_any_key() {
         let (issuers, a, _) = setup();
         for claims in [
             json!({"sub": "u", "iss": "https://c.example.test", "aud": "api", "exp": T0 + 60}),
@@ -233,7 +260,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    issuers.verify_token(&sign(&a, claims.clone())),
+                    issuers.verify(&sign(&a, claims.clone())).await,
                     Err(TokenError::WrongIssuer)
                 ),
                 "{claims}"
@@ -241,8 +268,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_repeated_iss_or_an_unreadable_payload_is_malformed() {
+    #[tokio::test]
+    async fn a_repeated_iss_or_an_unreadable_payload_is_malformed() {
         let (issuers, _, _) = setup();
         let header = encoding::encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         let repeated = encoding::encode(format!(r#"{{"iss":"{A}","iss":"{B}"}}"#));
@@ -254,18 +281,18 @@ mod tests {
             format!("{header}.{}.c2ln", encoding::encode("[1]")),
         ] {
             assert!(
-                matches!(issuers.verify_token(&token), Err(TokenError::Malformed(_))),
+                matches!(issuers.verify(&token).await, Err(TokenError::Malformed(_))),
                 "{token}"
             );
         }
         assert!(matches!(
-            issuers.verify_token(&"a".repeat(9000)),
+            issuers.verify(&"a".repeat(9000)).await,
             Err(TokenError::Malformed("token too long"))
         ));
     }
 
-    #[test]
-    fn every_verifier_needs_one_issuer_of_its_own() {
+    #[tokio::test]
+    async fn every_verifier_needs_one_issuer_of_its_own() {
         let clock = ManualClock::at_unix(T0);
         let no_issuer = JwtVerifier::builder().keyring(&ring(1)).build().unwrap();
         assert_eq!(
@@ -281,7 +308,7 @@ mod tests {
             JwtConfigError::DuplicateIssuer(A.into())
         );
         let empty = JwtIssuers::new();
-        assert!(empty.verify_token("a.b.c").is_err());
+        assert!(empty.verify("a.b.c").await.is_err());
     }
 
     #[test]
