@@ -19,7 +19,9 @@ use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, Key, SignedCookieJar};
 use http::{HeaderMap, HeaderValue, Request, header};
 use keystile::api_key::{ApiKeyLayer, ApiKeys, KeyPrefix, MemoryApiKeyStore, MintedKey, NewApiKey};
-use keystile::bearer::{BearerLayer, BearerTokens, JwtAlgorithm, JwtVerifier, jwt::sign_hs256};
+use keystile::bearer::{
+    BearerLayer, BearerTokens, JwtAlgorithm, JwtVerifier, OidcVerifier, jwt::sign_hs256,
+};
 use keystile::handoff::HandoffLayer;
 use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
@@ -48,11 +50,15 @@ const RSA_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/rsa_public.pem");
 const EC_PRIVATE: &[u8] = include_bytes!("../../tests/fixtures/ec_private.pem");
 const EC_PUBLIC: &[u8] = include_bytes!("../../tests/fixtures/ec_public.pem");
 
+/// The issuer and audience of the OIDC scenarios' access tokens.
+const OIDC_ISSUER: &str = "https://idp.example.test/realms/bench";
+const OIDC_AUDIENCE: &str = "reports-api";
+
 /// The name of the `signed_cookie_jar` peer's cookie.
 const PEER_COOKIE: &str = "session";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 21] = [
+pub const ALL: [Scenario; 24] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -68,6 +74,9 @@ pub const ALL: [Scenario; 21] = [
     Scenario::BearerEs256,
     Scenario::JwtAuthorizerHs256,
     Scenario::JwtAuthorizerRs256,
+    Scenario::JwtAuthorizerEs256,
+    Scenario::OidcRs256,
+    Scenario::OidcEs256,
     Scenario::BearerSessionVersion,
     Scenario::BearerSessionVersionTwoLayers,
     Scenario::HandoffOtherPath,
@@ -126,6 +135,16 @@ pub enum Scenario {
     /// jwt-authorizer's layer built from the PEM public key, verifying the
     /// same RS256 JWT as [`Scenario::BearerRs256`].
     JwtAuthorizerRs256,
+    /// jwt-authorizer's layer built from the PEM public key, verifying the
+    /// same ES256 JWT as [`Scenario::BearerEs256`].
+    JwtAuthorizerEs256,
+    /// `BearerLayer` over an `OidcVerifier` whose key set (the RS256
+    /// fixture's public key as a JWK) was fetched once from a provider on
+    /// 127.0.0.1: verification between refreshes. Its token also carries
+    /// `iss`, `aud` and `typ: at+jwt`, which the verifier checks.
+    OidcRs256,
+    /// [`Scenario::OidcRs256`] with the ES256 fixture key.
+    OidcEs256,
     /// `BearerLayer` then `SessionVersionLayer` in one `ServiceBuilder`
     /// route layer, the version cached.
     BearerSessionVersion,
@@ -166,6 +185,9 @@ impl Scenario {
             Self::BearerEs256 => "bearer_es256",
             Self::JwtAuthorizerHs256 => "jwt_authorizer_hs256",
             Self::JwtAuthorizerRs256 => "jwt_authorizer_rs256",
+            Self::JwtAuthorizerEs256 => "jwt_authorizer_es256",
+            Self::OidcRs256 => "oidc_rs256",
+            Self::OidcEs256 => "oidc_es256",
             Self::BearerSessionVersion => "bearer_session_version",
             Self::BearerSessionVersionTwoLayers => "bearer_session_version_two_layers",
             Self::HandoffOtherPath => "handoff_other_path",
@@ -217,6 +239,8 @@ pub struct Fixtures {
     jwt: String,
     rs256_jwt: String,
     es256_jwt: String,
+    oidc_rs256_jwt: String,
+    oidc_es256_jwt: String,
     peer_hs256_jwt: String,
     cookie_key: Key,
     signed_cookie: String,
@@ -290,6 +314,26 @@ impl Fixtures {
             "ec-1",
             jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE).expect("EC fixture"),
         );
+        let access_token = |alg, kid: &str, key| {
+            let mut header = jsonwebtoken::Header::new(alg);
+            header.kid = Some(kid.to_owned());
+            header.typ = Some("at+jwt".to_owned());
+            let claims = serde_json::json!({
+                "sub": "alice", "iss": OIDC_ISSUER, "aud": OIDC_AUDIENCE,
+                "scope": "reports:read", "exp": now() + 3600,
+            });
+            jsonwebtoken::encode(&header, &claims, &key).expect("signed")
+        };
+        let oidc_rs256_jwt = access_token(
+            jsonwebtoken::Algorithm::RS256,
+            "rsa-1",
+            jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE).expect("RSA fixture"),
+        );
+        let oidc_es256_jwt = access_token(
+            jsonwebtoken::Algorithm::ES256,
+            "ec-1",
+            jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE).expect("EC fixture"),
+        );
         let peer_hs256_jwt = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
@@ -315,6 +359,8 @@ impl Fixtures {
             jwt,
             rs256_jwt,
             es256_jwt,
+            oidc_rs256_jwt,
+            oidc_es256_jwt,
             peer_hs256_jwt,
             cookie_key,
             signed_cookie,
@@ -516,6 +562,40 @@ impl Fixtures {
                         .expect("jwt-authorizer from a PEM key");
                 behind_jwt_authorizer(route, authorizer)
             }
+            Scenario::JwtAuthorizerEs256 => {
+                headers.insert(header::AUTHORIZATION, bearer(&self.es256_jwt));
+                let pem = std::str::from_utf8(EC_PUBLIC).expect("PEM text");
+                let authorizer =
+                    without_waiting(jwt_authorizer::JwtAuthorizer::from_ec_pem_text(pem).build())
+                        .expect("jwt-authorizer from a PEM key");
+                behind_jwt_authorizer(route, authorizer)
+            }
+            Scenario::OidcRs256 | Scenario::OidcEs256 => {
+                let (token, alg, kid, key) = if scenario == Scenario::OidcRs256 {
+                    let key = jsonwebtoken::EncodingKey::from_rsa_pem(RSA_PRIVATE);
+                    (
+                        &self.oidc_rs256_jwt,
+                        jsonwebtoken::Algorithm::RS256,
+                        "rsa-1",
+                        key,
+                    )
+                } else {
+                    let key = jsonwebtoken::EncodingKey::from_ec_pem(EC_PRIVATE);
+                    (
+                        &self.oidc_es256_jwt,
+                        jsonwebtoken::Algorithm::ES256,
+                        "ec-1",
+                        key,
+                    )
+                };
+                headers.insert(header::AUTHORIZATION, bearer(token));
+                let mut jwk =
+                    jsonwebtoken::jwk::Jwk::from_encoding_key(&key.expect("fixture"), alg)
+                        .expect("a public JWK");
+                jwk.common.key_id = Some(kid.to_owned());
+                let verifier = oidc_verifier(serde_json::json!({"keys": [jwk]}));
+                route.route_layer(BearerLayer::new(BearerTokens::new(Arc::new(verifier))))
+            }
             Scenario::BearerSessionVersion => {
                 headers.insert(header::AUTHORIZATION, bearer(&self.jwt));
                 // One route layer, run top to bottom: bearer, then version.
@@ -702,6 +782,37 @@ fn behind_jwt_authorizer(route: Router, authorizer: jwt_authorizer::Authorizer) 
 
 /// The output of a future that never waits: jwt-authorizer's async
 /// `build` for keys given in memory.
+/// An `OidcVerifier` for [`OIDC_ISSUER`] whose key set `jwks` was fetched
+/// once from a provider on 127.0.0.1, which then stops. Run on a thread of
+/// its own, so a caller already inside a runtime can use it too.
+fn oidc_verifier(jwks: serde_json::Value) -> OidcVerifier {
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a loopback port");
+            let url = format!("http://{}/jwks", listener.local_addr().expect("bound"));
+            let body = jwks.to_string();
+            let app = Router::new().route("/jwks", get(move || std::future::ready(body.clone())));
+            let provider = tokio::spawn(async move { axum::serve(listener, app).await });
+            let verifier = OidcVerifier::jwks(OIDC_ISSUER, url)
+                .audience(OIDC_AUDIENCE)
+                .at_jwt_only()
+                .build()
+                .expect("an OIDC verifier");
+            verifier.refresh().await.expect("the key set fetched");
+            provider.abort();
+            verifier
+        })
+    })
+    .join()
+    .expect("the provider thread")
+}
+
 fn without_waiting<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     match future
