@@ -1,5 +1,7 @@
-//! JWT verification (feature `jwt`): HS256 from the keyring, RS256, ES256
-//! and EdDSA from configured public keys.
+//! JWT verification (feature `jwt`): HS256 from the keyring, RS256, ES256,
+//! ES384 and EdDSA from configured public keys or JWK Sets (an identity
+//! provider's keys, discovered and rotated, are `OidcVerifier`'s, feature
+//! `oidc`).
 //!
 //! What a [`JwtVerifier`] guarantees (the rules of RFC 7519 and of the JWT
 //! best current practices, RFC 8725):
