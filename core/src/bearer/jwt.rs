@@ -894,6 +894,90 @@ mod tests {
         Keyring::new(SigningKey::from_bytes(&[byte; 32]).unwrap())
     }
 
+    /// The debug events written while `f` runs on this thread.
+    fn debug_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+        #[derive(Clone, Default)]
+        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Log {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let out = tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        (out, text)
+    }
+
+    #[test]
+    fn a_jwk_set_loads_its_usable_keys_and_names_each_skipped_one() {
+        // RFC 7515 A.3's P-256 key, under several kids and uses.
+        let p256 = json!({"kty": "EC", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"});
+        let with = |extra: Value| {
+            let mut key = p256.clone();
+            key.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            key
+        };
+        let set = json!({"keys": [
+            with(json!({"kid": "sig", "use": "sig", "alg": "ES256"})),
+            with(json!({"kid": "enc", "use": "enc", "alg": "ECDH-ES"})),
+            with(json!({"kid": "sign-only", "key_ops": ["sign"]})),
+            with(json!({"kid": "twice"})),
+            with(json!({"kid": "twice"})),
+            json!({"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"}),
+            json!({"kty": "XYZ", "kid": "future"}),
+        ]})
+        .to_string();
+        let (verifier, log) = debug_log(|| {
+            JwtVerifier::builder()
+                .jwk_set(&set)
+                .unwrap()
+                .build()
+                .unwrap()
+        });
+        let mut kids: Vec<&str> = verifier.inner.keys.iter().map(|k| k.kid.as_str()).collect();
+        kids.sort_unstable();
+        assert_eq!(kids, ["sig"]);
+        for (kid, why) in [
+            ("enc", "use is not sig"),
+            ("sign-only", "key_ops lack verify"),
+            ("twice", "used twice"),
+            ("hmac", "symmetric keys"),
+            ("future", "only RS256"),
+        ] {
+            let line = log
+                .lines()
+                .find(|line| line.contains(&format!("kid=\"{kid}\"")))
+                .unwrap_or_else(|| panic!("{kid} is not named in:\n{log}"));
+            assert!(line.contains(why), "{line}");
+        }
+        // Nothing usable: the set loads, the verifier does not build.
+        let useless = json!({"keys": [with(json!({"kid": "enc", "use": "enc"}))]}).to_string();
+        assert_eq!(
+            JwtVerifier::builder()
+                .jwk_set(&useless)
+                .unwrap()
+                .build()
+                .unwrap_err(),
+            JwtConfigError::NoKeys
+        );
+        assert!(JwtVerifier::builder().jwk_set("[1]").is_err());
+    }
+
     fn sign(keyring: &Keyring, claims: Value) -> String {
         match claims {
             Value::Object(map) => sign_hs256(keyring, &map).unwrap(),
