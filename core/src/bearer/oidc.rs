@@ -52,7 +52,7 @@
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -209,6 +209,9 @@ struct Shared {
     /// Held for the whole of a fetch: concurrent callers wait for it and
     /// then use its result (single flight).
     fetch: tokio::sync::Mutex<FetchState>,
+    /// No fetch starts before this time (clock seconds): the last attempt
+    /// plus the refetch interval. Written under `fetch`.
+    next_attempt: AtomicU64,
     refreshing: AtomicBool,
 }
 
@@ -232,7 +235,6 @@ struct KeySet {
 struct FetchState {
     /// The discovered `jwks_uri`, kept once discovery succeeded.
     jwks_uri: Option<Url>,
-    last_attempt: Option<u64>,
     generation: u64,
 }
 
@@ -274,7 +276,7 @@ impl OidcVerifier {
             && now < set.usable_until
         {
             if now >= set.refresh_at {
-                self.refresh_in_background(set.generation);
+                self.refresh_in_background(now, set.generation);
             }
             return Ok(set);
         }
@@ -282,11 +284,14 @@ impl OidcVerifier {
         self.fetch(seen).await?.ok_or(OidcError::NotYet)
     }
 
-    fn refresh_in_background(&self, seen: u64) {
+    fn refresh_in_background(&self, now: u64, seen: u64) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return; // Not on tokio: the set is fetched inline once unusable.
         };
-        if self.shared.refreshing.swap(true, Ordering::AcqRel) {
+        // While fetches fail, requests between two attempts start nothing.
+        if now < self.shared.next_attempt.load(Ordering::Acquire)
+            || self.shared.refreshing.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let verifier = self.clone();
@@ -311,13 +316,13 @@ impl OidcVerifier {
         {
             return Ok(Some(set));
         }
-        if state
-            .last_attempt
-            .is_some_and(|at| now < at.saturating_add(shared.refetch_interval))
-        {
+        if now < shared.next_attempt.load(Ordering::Acquire) {
             return Ok(None);
         }
-        state.last_attempt = Some(now);
+        shared.next_attempt.store(
+            now.saturating_add(shared.refetch_interval),
+            Ordering::Release,
+        );
         match self.load(&mut state, now).await {
             Ok(set) => Ok(Some(set)),
             Err(error) => {
@@ -598,6 +603,7 @@ impl OidcVerifierBuilder {
                 client: http::client(self.proxy).map_err(OidcConfigError::Client)?,
                 keys: ArcSwapOption::empty(),
                 fetch: tokio::sync::Mutex::new(FetchState::default()),
+                next_attempt: AtomicU64::new(0),
                 refreshing: AtomicBool::new(false),
             }),
         })
