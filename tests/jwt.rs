@@ -436,6 +436,16 @@ fn expiry_and_not_before_follow_the_injected_clock_with_leeway() {
     clock.advance(Duration::from_secs(90)); // nbf within leeway
     assert!(verifier.verify_token(&future).is_ok());
 
+    // Issued in the future: not valid yet either, with or without `nbf`.
+    let issued_later = hs(&ring, json!({"sub": "a", "exp": T0 + 600, "iat": T0 + 200}));
+    assert!(matches!(
+        verifier.verify_token(&issued_later),
+        Err(TokenError::NotYetValid)
+    ));
+    clock.advance(Duration::from_secs(100)); // iat within leeway
+    assert!(verifier.verify_token(&issued_later).is_ok());
+    clock.set_unix_millis(T0 * 1000);
+
     let expiring = hs(&ring, json!({"sub": "a", "exp": T0 + 120}));
     clock.set_unix_millis((T0 + 129) * 1000); // inside leeway
     assert!(verifier.verify_token(&expiring).is_ok());

@@ -34,7 +34,8 @@
 //! - Issuer and audience are enforced whenever configured: a token WITHOUT
 //!   `iss`/`aud` is refused then too. With no audience configured, a token
 //!   that carries `aud` is refused, as RFC 7519 §4.1.3 asks.
-//! - `exp` is required. `exp` and `nbf` are checked against the injected
+//! - `exp` is required. `exp`, `nbf` and `iat` (a token issued in the
+//!   future is not valid yet) are checked against the injected
 //!   [`Clock`](crate::clock::Clock), with a leeway (default 30 s).
 //! - A registered claim of the wrong type (`exp` that is not a
 //!   non-negative integer, `aud` that is not a string or list of strings,
@@ -449,7 +450,10 @@ impl JwtVerifier {
         if now >= exp.saturating_add(inner.leeway) {
             return Err(TokenError::Expired);
         }
-        if nbf.is_some_and(|nbf| nbf > now.saturating_add(inner.leeway)) {
+        // A token issued in the future (beyond the leeway) is not valid yet
+        // either, `nbf` or not.
+        let not_before = nbf.max(claims.issued_at);
+        if not_before.is_some_and(|at| at > now.saturating_add(inner.leeway)) {
             return Err(TokenError::NotYetValid);
         }
         match (rule, typ) {
