@@ -215,6 +215,10 @@ mod doctests {
     #[doc = include_str!("../docs/custom-authenticator.md")]
     pub struct CustomAuthenticatorDoctests;
 
+    /// The OpenID Connect guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/oidc.md")]
+    pub struct OidcDoctests;
+
     /// The README's examples, compiled and run as doc tests.
     #[doc = include_str!("../README.md")]
     pub struct ReadmeDoctests;
