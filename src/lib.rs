@@ -26,6 +26,7 @@
 //! | `postgres` | the PostgreSQL API-key store |
 //! | `jwt`      | JWT bearer verification and token lifecycle |
 //! | `userinfo` | the HTTP userinfo session-version fetcher |
+//! | `oidc`     | OpenID Connect issuers: discovery, JWK Sets cached and rotated |
 //! | `testing`  | test doubles (`testing::CountingStore`) |
 //!
 //! No feature is on by default. In-memory backends and the hygiene layers
