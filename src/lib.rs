@@ -26,6 +26,7 @@
 //! | `postgres` | the PostgreSQL API-key store |
 //! | `jwt`      | JWT bearer verification and token lifecycle |
 //! | `userinfo` | the HTTP userinfo session-version fetcher |
+//! | `oidc`     | OpenID Connect issuers: discovery, JWK Sets cached and rotated |
 //! | `testing`  | test doubles (`testing::CountingStore`) |
 //!
 //! No feature is on by default. In-memory backends and the hygiene layers
@@ -214,6 +215,10 @@ mod doctests {
     /// The custom authenticator guide, compiled and run as doc tests.
     #[doc = include_str!("../docs/custom-authenticator.md")]
     pub struct CustomAuthenticatorDoctests;
+
+    /// The OpenID Connect guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/oidc.md")]
+    pub struct OidcDoctests;
 
     /// The README's examples, compiled and run as doc tests.
     #[doc = include_str!("../README.md")]
