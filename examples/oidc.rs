@@ -20,10 +20,13 @@
 //!
 //! - `PORT`: the port to listen on (default 3003; on 127.0.0.1).
 //! - `OIDC_ISSUER`: the issuer URL, exactly as the provider writes `iss`;
-//!   its keys are found by discovery. Only RFC 9068 access tokens (header
-//!   `typ: at+jwt`) are accepted.
+//!   its keys are found by discovery.
 //! - `OIDC_AUDIENCE`: the audience the tokens must name (required with
 //!   `OIDC_ISSUER`).
+//! - `OIDC_AT_JWT_ONLY=1`: accept only RFC 9068 access tokens (header
+//!   `typ: at+jwt`), refusing ID tokens. Off by default for an external
+//!   issuer, since many providers do not mark their access tokens so
+//!   (docs/oidc.md says which); always on for the demo issuer.
 //! - `RUST_LOG`: log filter (default `info`).
 //!
 //! Without `OIDC_ISSUER` the example starts its own issuer on another
@@ -92,10 +95,18 @@ fn app(verifier: OidcVerifier) -> Result<Router, Box<dyn Error>> {
         .route_layer(auth))
 }
 
-fn verifier(issuer: &str, audience: &str) -> Result<OidcVerifier, Box<dyn Error>> {
-    OidcVerifier::discover(issuer)
-        .audience(audience)
-        .at_jwt_only()
+fn verifier(
+    issuer: &str,
+    audience: &str,
+    at_jwt_only: bool,
+) -> Result<OidcVerifier, Box<dyn Error>> {
+    let builder = OidcVerifier::discover(issuer).audience(audience);
+    let builder = if at_jwt_only {
+        builder.at_jwt_only()
+    } else {
+        builder
+    };
+    builder
         .build()
         .map_err(|e| format!("OIDC_ISSUER {issuer:?}: {e}").into())
 }
@@ -182,12 +193,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 "OIDC_AUDIENCE must name the audience of the issuer's access tokens \
                  (the API identifier or client id; see docs/oidc.md)"
             })?;
-            (verifier(&issuer, &audience)?, None)
+            let at_jwt_only = std::env::var("OIDC_AT_JWT_ONLY").is_ok_and(|v| v == "1");
+            (verifier(&issuer, &audience, at_jwt_only)?, None)
         }
         Err(_) => {
             let demo = DemoIssuer::start(DEMO_AUDIENCE).await?;
             tracing::info!(issuer = demo.url, "demo issuer started");
-            (verifier(&demo.url, DEMO_AUDIENCE)?, Some(demo))
+            (verifier(&demo.url, DEMO_AUDIENCE, true)?, Some(demo))
         }
     };
 

@@ -175,8 +175,9 @@ pub enum JwtConfigError {
     /// A PEM or JWK could not be read as a key for its algorithm.
     #[error("invalid {0} key")]
     InvalidKey(&'static str),
-    /// A JWK is of a kind keystile does not verify with (octet keys, P-384,
-    /// a missing `kid`, an algorithm other than RS256/ES256/EdDSA).
+    /// A JWK is of a kind keystile does not verify with (octet keys, P-521,
+    /// a missing `kid`, an algorithm other than RS256/ES256/ES384/EdDSA, a
+    /// key for encryption or one whose `key_ops` lack `verify`).
     #[error("unsupported JWK: {0}")]
     UnsupportedJwk(&'static str),
     /// One verifier was given two different issuers. Its keys would sign
@@ -699,9 +700,9 @@ impl JwtVerifierBuilder {
 
     /// Verifies public-key signatures with these algorithms only: keys
     /// pinned to any other are dropped when the verifier is built (named at
-    /// debug level). HS256 keys from the keyring or [`hs256_secret`]
-    /// (Self::hs256_secret) are not affected. Default: every algorithm a key
-    /// was added for.
+    /// debug level). HS256 keys from the keyring or
+    /// [`hs256_secret`](Self::hs256_secret) are not affected. Default: every
+    /// algorithm a key was added for.
     pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = JwtAlgorithm>) -> Self {
         self.algorithms = Some(algorithms.into_iter().collect());
         self

@@ -127,6 +127,10 @@ pub enum OidcConfigError {
     /// The shortest key-set lifetime is zero or longer than the longest.
     #[error("the key-set lifetime bounds must satisfy 0 < min <= max")]
     RefreshBounds,
+    /// The refetch interval is shorter than a second: fetches would not be
+    /// bounded at all.
+    #[error("the refetch interval must be at least one second")]
+    RefetchInterval,
     /// The HTTP client could not be built.
     #[error("the HTTP client could not be built")]
     Client(#[source] reqwest::Error),
@@ -161,7 +165,7 @@ pub enum OidcError {
     #[error("{0} timed out")]
     Timeout(&'static str),
     /// The provider could not be reached.
-    #[error("{what} is unreachable")]
+    #[error("{what} is unreachable: {source}")]
     Unreachable {
         /// Which document was fetched.
         what: &'static str,
@@ -527,9 +531,9 @@ impl OidcVerifierBuilder {
         self
     }
 
-    /// Least time between two fetches, whatever causes them (default 30 s):
-    /// the bound on what unknown `kid`s or a provider outage make the
-    /// verifier send.
+    /// Least time between two fetches, whatever causes them (default 30 s,
+    /// at least 1 s, whole seconds): the bound on what unknown `kid`s or a
+    /// provider outage make the verifier send.
     pub fn refetch_interval(mut self, interval: Duration) -> Self {
         self.refetch_interval = interval;
         self
@@ -585,6 +589,9 @@ impl OidcVerifierBuilder {
         let (min, max) = (self.refresh.0.as_secs(), self.refresh.1.as_secs());
         if min == 0 || min > max {
             return Err(OidcConfigError::RefreshBounds);
+        }
+        if self.refetch_interval.as_secs() == 0 {
+            return Err(OidcConfigError::RefetchInterval);
         }
         Ok(OidcVerifier {
             shared: Arc::new(Shared {
@@ -726,6 +733,12 @@ mod tests {
                 .audience("a")
                 .refresh(Duration::from_secs(600), Duration::from_secs(60))),
             OidcConfigError::RefreshBounds
+        ));
+        assert!(matches!(
+            err(OidcVerifier::discover("https://idp.example.test")
+                .audience("a")
+                .refetch_interval(Duration::from_millis(900))),
+            OidcConfigError::RefetchInterval
         ));
     }
 }
