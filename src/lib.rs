@@ -180,6 +180,31 @@ pub mod handoff {
     pub use keystile_middleware::handoff::*;
 }
 
+/// Rate limits: [`RateLimitLayer`](rate_limit::RateLimitLayer) with
+/// policies keyed by client address, principal, header, route or a
+/// function, over GCRA in memory ([`MemoryLimiter`](rate_limit::MemoryLimiter))
+/// or on Redis (`RedisLimiter`, feature `redis`).
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{Router, routing::get};
+/// use keystile::client_ip::ClientIp;
+/// use keystile::rate_limit::{KeyBy, Limit, MemoryLimiter, Policy, RateLimitLayer};
+///
+/// let limit = Limit::per(5, Duration::from_secs(10)).expect("a valid limit");
+/// let app: Router = Router::new()
+///     .route("/limited", get(|| async { "ok" }))
+///     .route_layer(RateLimitLayer::new(Policy::traffic(
+///         "per-ip",
+///         MemoryLimiter::new(limit),
+///         KeyBy::ClientIp(ClientIp::new()),
+///     )));
+/// ```
+pub mod rate_limit {
+    pub use keystile_core::rate_limit::*;
+    pub use keystile_middleware::rate_limit::*;
+}
+
 /// Session-version freshness (break-glass revocation): the validator, its
 /// caches and fetchers, and [`SessionVersionLayer`](session_version::SessionVersionLayer).
 ///

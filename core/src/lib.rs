@@ -28,6 +28,7 @@ pub mod layers_seen;
 pub mod mac;
 pub mod one_time;
 pub mod random;
+pub mod rate_limit;
 pub mod rejection;
 pub mod replay;
 pub mod scopes;

@@ -26,6 +26,7 @@ pub mod csp;
 pub mod csp_report;
 pub mod handoff;
 pub mod ip_filter;
+pub mod rate_limit;
 pub mod request_id;
 pub mod scope;
 pub mod security_headers;

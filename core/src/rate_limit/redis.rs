@@ -1,0 +1,113 @@
+//! [`RedisLimiter`]: GCRA on Redis, one budget for every instance.
+
+use std::fmt;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::Script;
+use redis::aio::ConnectionManager;
+
+use super::{Decision, Limit, Limiter, decision};
+use crate::replay::DEFAULT_REDIS_TIMEOUT;
+use crate::store::StoreError;
+use crate::store::redis::bounded;
+
+/// The key prefix [`RedisLimiter`] uses unless told otherwise.
+pub const DEFAULT_REDIS_RATE_LIMIT_PREFIX: &str = "keystile:rate:";
+
+/// GCRA for one key, in milliseconds on Redis's own clock (`TIME`), so the
+/// instances' clocks do not matter and every instance shares one budget.
+/// The key holds the theoretical arrival time (when the budget is next
+/// full) and expires then. Returns `{allowed, used}`: whether the request
+/// was counted, and how far the budget is from full after it.
+const GCRA: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local window = interval * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then
+  tat = now
+end
+local next_tat = tat + interval
+if next_tat - now <= window then
+  redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+  return {1, next_tat - now}
+end
+return {0, tat - now}
+";
+
+/// The script, hashed once; `invoke_async` sends `EVALSHA` and loads the
+/// script when Redis answers `NOSCRIPT` (a restart, `SCRIPT FLUSH`).
+static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(GCRA));
+
+/// GCRA on Redis: every instance using the same Redis, prefix and limit
+/// shares one budget per key, decided atomically by one Lua script on
+/// Redis's clock. Each call is bounded by a timeout (default 2 s); a
+/// failure is an `Err`, which the layer turns into its policy's failure
+/// mode.
+#[derive(Clone)]
+pub struct RedisLimiter {
+    connection: ConnectionManager,
+    limit: Limit,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisLimiter {
+    /// Enforces `limit` on `connection`, under
+    /// [`DEFAULT_REDIS_RATE_LIMIT_PREFIX`].
+    pub fn new(connection: ConnectionManager, limit: Limit) -> Self {
+        Self {
+            connection,
+            limit,
+            prefix: DEFAULT_REDIS_RATE_LIMIT_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
+    }
+
+    /// Keeps the keys under `prefix`: give each policy its own.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bounds each call by `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+}
+
+#[async_trait]
+impl Limiter for RedisLimiter {
+    fn limit(&self) -> Limit {
+        self.limit
+    }
+
+    async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        let interval = u64::try_from(self.limit.interval().as_millis()).unwrap_or(u64::MAX);
+        let mut invocation = SCRIPT.prepare_invoke();
+        invocation
+            .key(format!("{}{key}", self.prefix))
+            .arg(interval)
+            .arg(self.limit.requests());
+        let mut connection = self.connection.clone();
+        let (allowed, used): (u8, u64) =
+            bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(decision(self.limit, allowed == 1, used))
+    }
+}
+
+impl fmt::Debug for RedisLimiter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLimiter")
+            .field("limit", &self.limit)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,469 @@
+//! [`RateLimitLayer`]: refuses requests over their [`Policy`]'s limit with
+//! 429, and tells every client its budget in the IETF `RateLimit` headers.
+//!
+//! A policy is a name, a [`Limiter`] (the limit and where its state lives:
+//! [`MemoryLimiter`](keystile_core::rate_limit::MemoryLimiter) or, across a
+//! fleet, `RedisLimiter`), what requests are counted by ([`KeyBy`]: the
+//! client address, the authenticated principal, a header's value, one
+//! budget for the route, or a function of yours), and what a failing
+//! limiter means:
+//!
+//! - [`Policy::security`]: fail closed — a limiter that cannot answer is
+//!   503, as for a login, token or key-minting route, whose limit is a
+//!   defence;
+//! - [`Policy::traffic`]: fail open — the request goes on and a warning is
+//!   logged, for limits that only share capacity fairly.
+//!
+//! Several policies stack on one route (a burst limit and an hourly one);
+//! every policy whose key the request has is counted, in order, and the
+//! first refusal answers. A policy keyed by something the request lacks (no
+//! principal, no such header) does not apply to it.
+//!
+//! | outcome | response |
+//! |---|---|
+//! | every policy allows | the route's response, with `RateLimit-Policy` naming every policy that applied and `RateLimit` the one closest to its limit |
+//! | a policy refuses | 429 problem+json `rate_limited`, `Retry-After` (whole seconds, at least 1), the same headers |
+//! | a security policy's limiter fails | 503 problem+json with `Retry-After` |
+//! | a traffic policy's limiter fails | the request goes on; a warning (target `keystile::rate_limit`) |
+//! | client address unknown (no `ConnectInfo`) / unreadable forwarding header | 500 naming the fix / 400 |
+//!
+//! The header format is that of the IETF httpapi draft
+//! (`RateLimit-Policy: "per-ip";q=5;w=10`, `RateLimit: "per-ip";r=4;t=2`);
+//! [`legacy_headers`](RateLimitLayer::legacy_headers) adds
+//! `X-RateLimit-Limit`, `-Remaining` and `-Reset`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use axum::{Router, routing::get};
+//! use keystile_core::rate_limit::{Limit, MemoryLimiter};
+//! use keystile_middleware::client_ip::ClientIp;
+//! use keystile_middleware::rate_limit::{KeyBy, Policy, RateLimitLayer};
+//!
+//! let per_ip = MemoryLimiter::new(Limit::per(5, Duration::from_secs(10)).unwrap());
+//! let app: Router = Router::new()
+//!     .route("/limited", get(|| async { "ok" }))
+//!     .route_layer(RateLimitLayer::new(Policy::traffic(
+//!         "per-ip",
+//!         per_ip,
+//!         KeyBy::ClientIp(ClientIp::new()),
+//!     )));
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use keystile_core::identity::Principal;
+use keystile_core::rate_limit::{Decision, Limiter};
+use keystile_core::rejection::{Reason, Rejection};
+use sha2::{Digest, Sha256};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::client_ip::{ClientIp, ClientIpError};
+
+const SOURCE: &str = "RateLimitLayer";
+
+/// The `RateLimit-Policy` header (IETF httpapi draft).
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// The `RateLimit` header (IETF httpapi draft).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+
+/// A user function naming the key a request is counted by (`None`: the
+/// policy does not apply to it).
+pub type KeyFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
+
+/// What a policy counts requests by.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum KeyBy {
+    /// The client address, resolved behind the proxies `ClientIp` trusts
+    /// (the resolver `IpFilterLayer` uses).
+    ClientIp(ClientIp),
+    /// The authenticated [`Principal`]: its method and subject (an API
+    /// key's owner, a token's `sub`). Add the layer inside an auth layer.
+    Principal,
+    /// The value of a header, hashed (SHA-256) before it is used as a key.
+    Header(HeaderName),
+    /// One budget for every request the layer sees (a route, a service).
+    Global,
+    /// A function of the request head.
+    Custom(KeyFn),
+}
+
+impl KeyBy {
+    /// Keys by `key(parts)`.
+    pub fn custom(
+        key: impl Fn(&http::request::Parts) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        Self::Custom(Arc::new(key))
+    }
+
+    fn key_of(&self, parts: &http::request::Parts) -> Result<Option<String>, Rejection> {
+        Ok(match self {
+            Self::ClientIp(resolver) => {
+                let head = Request::from_parts(clone_head(parts), ());
+                let ip = resolver.resolve(&head).map_err(client_ip_rejection)?;
+                Some(format!("ip:{ip}"))
+            }
+            Self::Principal => parts
+                .extensions
+                .get::<Principal>()
+                .map(|who| format!("principal:{}:{}", who.method(), who.subject)),
+            Self::Header(name) => {
+                let mut values = parts.headers.get_all(name).iter();
+                values.next().map(|first| {
+                    let mut hash = Sha256::new();
+                    hash.update(first.as_bytes());
+                    for more in values {
+                        hash.update(b"\n");
+                        hash.update(more.as_bytes());
+                    }
+                    let digest: [u8; 32] = hash.finalize().into();
+                    let mut key = String::from("header:");
+                    for byte in digest {
+                        let _ = write!(key, "{byte:02x}");
+                    }
+                    key
+                })
+            }
+            Self::Global => Some("global".to_owned()),
+            Self::Custom(key) => key(parts).map(|key| format!("custom:{key}")),
+        })
+    }
+}
+
+/// The head `ClientIp` reads: the extensions it needs (`ConnectInfo`) and
+/// the headers.
+fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
+    let (mut head, ()) = Request::new(()).into_parts();
+    head.headers = parts.headers.clone();
+    if let Some(peer) = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        head.extensions.insert(*peer);
+    }
+    head
+}
+
+fn client_ip_rejection(error: ClientIpError) -> Rejection {
+    match error {
+        ClientIpError::MissingConnectInfo => Rejection::new(Reason::MissingLayer, SOURCE)
+            .with_detail(
+                "RateLimitLayer needs the client address: serve the router with \
+                 `into_make_service_with_connect_info::<SocketAddr>()`",
+            ),
+        ClientIpError::BadForwardedHeader => Rejection::new(Reason::Malformed, SOURCE)
+            .with_status(StatusCode::BAD_REQUEST)
+            .with_detail("the forwarding header is not a list of addresses"),
+    }
+}
+
+impl fmt::Debug for KeyBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ClientIp(_) => f.write_str("ClientIp"),
+            Self::Principal => f.write_str("Principal"),
+            Self::Header(name) => write!(f, "Header({name})"),
+            Self::Global => f.write_str("Global"),
+            Self::Custom(_) => f.write_str("Custom"),
+        }
+    }
+}
+
+/// What a failing limiter means for the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// 503: the limit is a defence and must hold.
+    FailClosed,
+    /// The request goes on, with a warning.
+    FailOpen,
+}
+
+/// One limit on a route; see the [module docs](self).
+#[derive(Clone)]
+pub struct Policy {
+    name: Cow<'static, str>,
+    limiter: Arc<dyn Limiter>,
+    key: KeyBy,
+    on_failure: OnFailure,
+}
+
+impl Policy {
+    /// A limit that is a defence (login, token, key minting): a limiter
+    /// that cannot answer is 503.
+    pub fn security(name: impl Into<Cow<'static, str>>, limiter: impl Limiter, key: KeyBy) -> Self {
+        Self::new(name, Arc::new(limiter), key, OnFailure::FailClosed)
+    }
+
+    /// A limit that shares capacity: a limiter that cannot answer lets the
+    /// request through, with a warning.
+    pub fn traffic(name: impl Into<Cow<'static, str>>, limiter: impl Limiter, key: KeyBy) -> Self {
+        Self::new(name, Arc::new(limiter), key, OnFailure::FailOpen)
+    }
+
+    /// A policy over a shared limiter, with the failure mode given.
+    pub fn new(
+        name: impl Into<Cow<'static, str>>,
+        limiter: Arc<dyn Limiter>,
+        key: KeyBy,
+        on_failure: OnFailure,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            limiter,
+            key,
+            on_failure,
+        }
+    }
+
+    /// The policy's name, as the headers give it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("limit", &self.limiter.limit())
+            .field("key", &self.key)
+            .field("on_failure", &self.on_failure)
+            .finish()
+    }
+}
+
+/// Enforces [`Policy`]s in front of a service; see the [module docs](self).
+#[derive(Clone, Debug)]
+pub struct RateLimitLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    policies: Vec<Policy>,
+    legacy_headers: bool,
+}
+
+impl RateLimitLayer {
+    /// A layer enforcing `policy`.
+    pub fn new(policy: Policy) -> Self {
+        Self {
+            config: Arc::new(Config {
+                policies: vec![policy],
+                legacy_headers: false,
+            }),
+        }
+    }
+
+    /// Enforces `policy` too, after the ones before it.
+    #[must_use]
+    pub fn policy(mut self, policy: Policy) -> Self {
+        Arc::make_mut(&mut self.config).policies.push(policy);
+        self
+    }
+
+    /// Adds `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+    /// `X-RateLimit-Reset` (seconds) beside the IETF headers, for clients
+    /// that read only those.
+    #[must_use]
+    pub fn legacy_headers(mut self) -> Self {
+        Arc::make_mut(&mut self.config).legacy_headers = true;
+        self
+    }
+}
+
+/// The verdict on one request, before the inner service runs.
+enum Verdict {
+    /// Go on; the headers to add to the response.
+    Pass(HeaderMap),
+    /// Answer this instead.
+    Stop(Response),
+}
+
+impl Config {
+    async fn decide(&self, parts: &http::request::Parts) -> Verdict {
+        let mut applied: Vec<(&Policy, Decision)> = Vec::with_capacity(self.policies.len());
+        for policy in &self.policies {
+            let key = match policy.key.key_of(parts) {
+                Ok(Some(key)) => key,
+                Ok(None) => continue,
+                Err(rejection) => return Verdict::Stop(IntoResponse::into_response(rejection)),
+            };
+            match policy.limiter.check(&key).await {
+                Ok(decision) if decision.allowed => applied.push((policy, decision)),
+                Ok(decision) => {
+                    applied.push((policy, decision));
+                    let seconds = whole_seconds(decision.retry_after).max(1);
+                    let mut response = IntoResponse::into_response(
+                        Rejection::new(Reason::RateLimited, SOURCE)
+                            .with_retry_after(u32::try_from(seconds).unwrap_or(u32::MAX)),
+                    );
+                    response
+                        .headers_mut()
+                        .extend(self.headers(&applied, Some(applied.len() - 1)));
+                    return Verdict::Stop(response);
+                }
+                Err(error) => match policy.on_failure {
+                    OnFailure::FailClosed => {
+                        tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; refusing (fail closed)");
+                        return Verdict::Stop(IntoResponse::into_response(Rejection::new(
+                            Reason::BackendUnavailable,
+                            SOURCE,
+                        )));
+                    }
+                    OnFailure::FailOpen => {
+                        tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; letting the request through (fail open)");
+                    }
+                },
+            }
+        }
+        // The policy closest to its limit is the one a client should heed.
+        let tightest = applied
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, decision))| decision.remaining)
+            .map(|(index, _)| index);
+        Verdict::Pass(self.headers(&applied, tightest))
+    }
+
+    /// `RateLimit-Policy` for every applied policy, `RateLimit` (and the
+    /// legacy headers) for the one at `named`.
+    fn headers(&self, applied: &[(&Policy, Decision)], named: Option<usize>) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if applied.is_empty() {
+            return headers;
+        }
+        let policies = applied
+            .iter()
+            .map(|(policy, decision)| {
+                format!(
+                    "{};q={};w={}",
+                    quoted(&policy.name),
+                    decision.limit.requests(),
+                    whole_seconds(decision.limit.window()).max(1)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        insert(&mut headers, RATELIMIT_POLICY, policies);
+        if let Some((policy, decision)) = named.and_then(|index| applied.get(index)) {
+            let reset = whole_seconds(decision.reset_after);
+            insert(
+                &mut headers,
+                RATELIMIT,
+                format!(
+                    "{};r={};t={reset}",
+                    quoted(&policy.name),
+                    decision.remaining
+                ),
+            );
+            if self.legacy_headers {
+                insert(
+                    &mut headers,
+                    X_RATELIMIT_LIMIT,
+                    decision.limit.requests().to_string(),
+                );
+                insert(
+                    &mut headers,
+                    X_RATELIMIT_REMAINING,
+                    decision.remaining.to_string(),
+                );
+                insert(&mut headers, X_RATELIMIT_RESET, reset.to_string());
+            }
+        }
+        headers
+    }
+}
+
+/// A structured-field string: the name in quotes, with `"` and `\` escaped.
+fn quoted(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name
+        .chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+    {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(name, value);
+    }
+}
+
+/// `duration` in whole seconds, rounded up.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimit {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`RateLimitLayer`] wraps around a route.
+#[derive(Clone, Debug)]
+pub struct RateLimit<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, B> Service<Request<B>> for RateLimit<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The clone takes over readiness from the instance polled ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            match config.decide(&parts).await {
+                Verdict::Stop(response) => Ok(response),
+                Verdict::Pass(headers) => {
+                    let mut response = inner.call(Request::from_parts(parts, body)).await?;
+                    response.headers_mut().extend(headers);
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
