@@ -6,7 +6,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -264,6 +263,8 @@ async fn the_memory_limiter_stays_within_its_capacity() {
 
 #[cfg(feature = "redis")]
 mod redis {
+    use std::sync::Arc;
+
     use super::*;
     use keystile::rate_limit::RedisLimiter;
     use keystile::store::redis::connect;
