@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use http::{Request, StatusCode, header};
+use http::{Request, StatusCode};
 use keystile::client_ip::ClientIp;
 use keystile::clock::ManualClock;
 use keystile::identity::Principal;
@@ -264,6 +264,8 @@ async fn the_memory_limiter_stays_within_its_capacity() {
 #[cfg(feature = "redis")]
 mod redis {
     use std::sync::Arc;
+
+    use http::header;
 
     use super::*;
     use keystile::rate_limit::RedisLimiter;
