@@ -62,8 +62,8 @@ use axum::response::{IntoResponse, Response};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use keystile_core::identity::Principal;
-use keystile_core::rate_limit::{Decision, Limiter};
-use keystile_core::rejection::{Reason, Rejection};
+use keystile_core::rate_limit::{Decision, FailureLog, Limiter};
+use keystile_core::rejection::{Reason, Rejection, RenderedRejection};
 use sha2::{Digest, Sha256};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -464,6 +464,207 @@ where
                     Ok(response)
                 }
             }
+        })
+    }
+}
+
+/// Throttles failed authentication: wrap it around an auth layer (add it
+/// after the auth layer with `route_layer`, so it runs first).
+///
+/// Each request is counted under every key it has ([`KeyBy`]: the client
+/// address, a username header, a function of the request). A request
+/// whose auth layer refuses it as invalid or malformed counts as a failure
+/// of each key; a [`Backoff`](keystile_core::rate_limit::Backoff) turns the
+/// count into a delay that doubles, then a lock-out. While a key is
+/// blocked, its requests are answered 429 with `Retry-After` before the
+/// auth layer sees them. A success clears the request's keys, except the
+/// client address (one good account must not launder an address's
+/// failures). A request that presents nothing is not a failure.
+///
+/// The decision uses only what the request presents, never whether the
+/// account exists: known and unknown usernames are throttled alike. A
+/// failing log is 503: throttling is a defence.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use keystile_core::api_key::MemoryApiKeyStore;
+/// use keystile_core::rate_limit::{Backoff, MemoryFailureLog};
+/// use keystile_middleware::api_key::{ApiKeyLayer, ApiKeys};
+/// use keystile_middleware::client_ip::ClientIp;
+/// use keystile_middleware::rate_limit::{KeyBy, ThrottleLayer};
+///
+/// let store = std::sync::Arc::new(MemoryApiKeyStore::new());
+/// let app: Router = Router::new()
+///     .route("/api", get(|| async { "ok" }))
+///     .route_layer(ApiKeyLayer::new(ApiKeys::new(store)))
+///     .route_layer(ThrottleLayer::new(
+///         MemoryFailureLog::new(Backoff::default()),
+///         KeyBy::ClientIp(ClientIp::new()),
+///     ));
+/// ```
+#[derive(Clone)]
+pub struct ThrottleLayer {
+    config: Arc<ThrottleConfig>,
+}
+
+struct ThrottleConfig {
+    log: Arc<dyn FailureLog>,
+    keys: Vec<KeyBy>,
+}
+
+impl ThrottleLayer {
+    /// Counts failures in `log` under `key`.
+    pub fn new(log: impl FailureLog, key: KeyBy) -> Self {
+        Self {
+            config: Arc::new(ThrottleConfig {
+                log: Arc::new(log),
+                keys: vec![key],
+            }),
+        }
+    }
+
+    /// Counts failures under `key` too.
+    #[must_use]
+    pub fn key(mut self, key: KeyBy) -> Self {
+        match Arc::get_mut(&mut self.config) {
+            Some(config) => config.keys.push(key),
+            None => {
+                let mut keys = self.config.keys.clone();
+                keys.push(key);
+                self.config = Arc::new(ThrottleConfig {
+                    log: Arc::clone(&self.config.log),
+                    keys,
+                });
+            }
+        }
+        self
+    }
+}
+
+impl fmt::Debug for ThrottleLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThrottleLayer")
+            .field("keys", &self.config.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for ThrottleLayer {
+    type Service = Throttle<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Throttle {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// The service [`ThrottleLayer`] wraps around a route.
+#[derive(Clone)]
+pub struct Throttle<S> {
+    inner: S,
+    config: Arc<ThrottleConfig>,
+}
+
+impl<S> fmt::Debug for Throttle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Throttle")
+            .field("keys", &self.config.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a refusal is a failed attempt: something was presented, and it
+/// is not a valid credential.
+fn is_failed_attempt(reason: Reason) -> bool {
+    matches!(reason, Reason::InvalidCredentials | Reason::Malformed)
+}
+
+impl ThrottleConfig {
+    /// The request's keys, and whether each survives a success.
+    fn keys_of(&self, parts: &http::request::Parts) -> Result<Vec<(String, bool)>, Rejection> {
+        let mut keys = Vec::with_capacity(self.keys.len());
+        for key in &self.keys {
+            if let Some(value) = key.key_of(parts)? {
+                keys.push((value, matches!(key, KeyBy::ClientIp(_))));
+            }
+        }
+        Ok(keys)
+    }
+
+    async fn blocked_for(&self, keys: &[(String, bool)]) -> Result<Duration, Rejection> {
+        let mut longest = Duration::ZERO;
+        for (key, _) in keys {
+            let blocked = self.log.blocked_for(key).await.map_err(|error| {
+                tracing::warn!(target: "keystile::rate_limit", %error, "failure log failed; refusing (fail closed)");
+                Rejection::new(Reason::BackendUnavailable, SOURCE)
+            })?;
+            longest = longest.max(blocked);
+        }
+        Ok(longest)
+    }
+
+    /// Records the outcome for every key: a failure when the auth layer
+    /// refused the request as `refusal`, a success when it passed.
+    async fn learn(&self, keys: &[(String, bool)], refusal: Option<Reason>, success: bool) {
+        for (key, survives_success) in keys {
+            let outcome = match refusal {
+                Some(reason) if is_failed_attempt(reason) => self.log.failed(key).await.map(|_| ()),
+                None if success && !survives_success => self.log.succeeded(key).await,
+                _ => Ok(()),
+            };
+            if let Err(error) = outcome {
+                tracing::warn!(target: "keystile::rate_limit", %error, "failure log could not record an attempt");
+            }
+        }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Throttle<S>
+where
+    S: Service<Request<B>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let keys = match config.keys_of(&parts) {
+                Ok(keys) => keys,
+                Err(rejection) => return Ok(IntoResponse::into_response(rejection)),
+            };
+            match config.blocked_for(&keys).await {
+                Ok(blocked) if blocked > Duration::ZERO => {
+                    let seconds = u32::try_from(whole_seconds(blocked)).unwrap_or(u32::MAX);
+                    return Ok(IntoResponse::into_response(
+                        Rejection::new(Reason::RateLimited, SOURCE)
+                            .with_detail("too many failed attempts; retry later")
+                            .with_retry_after(seconds),
+                    ));
+                }
+                Ok(_) => {}
+                Err(rejection) => return Ok(IntoResponse::into_response(rejection)),
+            }
+            let response = inner.call(Request::from_parts(parts, body)).await?;
+            let refusal = response
+                .extensions()
+                .get::<RenderedRejection>()
+                .map(|rendered| rendered.rejection.reason());
+            let success = response.status().is_success();
+            config.learn(&keys, refusal, success).await;
+            Ok(response)
         })
     }
 }

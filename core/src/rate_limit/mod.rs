@@ -13,6 +13,10 @@
 //! - `RedisLimiter` (feature `redis`): every instance sharing one budget,
 //!   decided by one Lua script on Redis's own clock.
 //!
+//! Failed attempts (a wrong key, later a wrong password) are priced apart:
+//! a [`FailureLog`] counts them per key and [`Backoff`] turns the count
+//! into a delay that doubles, then a lock-out, cleared by a success.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -42,10 +46,12 @@ use async_trait::async_trait;
 
 use crate::store::StoreError;
 
+mod failures;
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub use failures::{Backoff, DEFAULT_FAILURE_LOG_CAPACITY, FailureLog, MemoryFailureLog};
 pub use memory::{DEFAULT_LIMITER_CAPACITY, MemoryLimiter};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
