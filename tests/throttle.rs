@@ -3,6 +3,8 @@
 //! for known and unknown accounts, and requests that present nothing left
 //! uncounted.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -229,4 +231,97 @@ async fn requests_that_present_nothing_are_not_failures() {
         .0,
         StatusCode::OK
     );
+}
+
+#[cfg(feature = "redis")]
+mod redis {
+    use super::*;
+    use keystile::rate_limit::RedisFailureLog;
+    use keystile::store::redis::connect;
+
+    use crate::support;
+
+    async fn instance(url: &str, prefix: &str) -> Router {
+        let connection = connect(url, Duration::from_millis(500)).await.unwrap();
+        // Four free failures, the fifth locks for a minute: no delay to
+        // wait out on Redis's own clock.
+        let backoff = Backoff::default()
+            .free_attempts(4)
+            .lock_after(5)
+            .lock_for(Duration::from_secs(60));
+        let log = RedisFailureLog::new(connection, backoff)
+            .prefix(prefix)
+            .timeout(Duration::from_millis(300));
+        Router::new()
+            .route("/private", get(|| async { "ok" }))
+            .route_layer(AuthLayer::new(Passwords))
+            .route_layer(ThrottleLayer::new(
+                log,
+                KeyBy::Header(http::HeaderName::from_static("x-user")),
+            ))
+    }
+
+    #[tokio::test]
+    async fn two_instances_share_one_count_per_account() {
+        let prefix = format!("{}:", support::unique("failures"));
+        let url = support::redis_url();
+        let (a, b) = (instance(&url, &prefix).await, instance(&url, &prefix).await);
+        let ip = [192, 0, 2, 1];
+        // A success on either instance clears the count.
+        for app in [&a, &b, &a] {
+            assert_eq!(
+                answer(app, attempt(ip, Some("alice"), "guess")).await.0,
+                401
+            );
+        }
+        assert_eq!(
+            answer(&b, attempt(ip, Some("alice"), "correct horse"))
+                .await
+                .0,
+            200
+        );
+        // Five failures spread over both lock the account on both.
+        for app in [&a, &b, &a, &b, &a] {
+            assert_eq!(
+                answer(app, attempt(ip, Some("alice"), "guess")).await.0,
+                401
+            );
+        }
+        for app in [&a, &b] {
+            let (status, retry) = answer(app, attempt(ip, Some("alice"), "correct horse")).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            let retry: u64 = retry.unwrap().parse().unwrap();
+            assert!((59..=60).contains(&retry), "{retry}");
+        }
+        // Another account is untouched.
+        assert_eq!(
+            answer(&b, attempt(ip, Some("bob"), "battery staple"))
+                .await
+                .0,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_log_that_cannot_answer_fails_closed() {
+        let mut redis = support::redis_server::ThrowawayRedis::start().await;
+        let app = instance(&redis.url(), "failures:").await;
+        assert_eq!(
+            answer(
+                &app,
+                attempt([192, 0, 2, 2], Some("alice"), "correct horse")
+            )
+            .await
+            .0,
+            200
+        );
+        redis.stop();
+        let (status, retry) = answer(
+            &app,
+            attempt([192, 0, 2, 2], Some("alice"), "correct horse"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(retry.is_some());
+    }
 }

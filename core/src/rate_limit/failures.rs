@@ -40,9 +40,9 @@ pub struct Backoff {
     free: u32,
     base: Duration,
     max: Duration,
-    lock_after: u32,
+    pub(crate) lock_after: u32,
     lock_for: Duration,
-    window: Duration,
+    pub(crate) window: Duration,
 }
 
 impl Default for Backoff {

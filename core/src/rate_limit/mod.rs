@@ -55,7 +55,9 @@ pub use failures::{Backoff, DEFAULT_FAILURE_LOG_CAPACITY, FailureLog, MemoryFail
 pub use memory::{DEFAULT_LIMITER_CAPACITY, MemoryLimiter};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::{DEFAULT_REDIS_RATE_LIMIT_PREFIX, RedisLimiter};
+pub use redis::{
+    DEFAULT_REDIS_FAILURE_PREFIX, DEFAULT_REDIS_RATE_LIMIT_PREFIX, RedisFailureLog, RedisLimiter,
+};
 
 /// `requests` per `window`: a burst of `requests`, refilled at one request
 /// every `window / requests`.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Decision, Limit, Limiter, decision};
+use super::{Backoff, Decision, FailureLog, Limit, Limiter, decision};
 use crate::replay::DEFAULT_REDIS_TIMEOUT;
 use crate::store::StoreError;
 use crate::store::redis::bounded;
@@ -106,6 +106,133 @@ impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisLimiter")
             .field("limit", &self.limit)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The key prefix [`RedisFailureLog`] uses unless told otherwise.
+pub const DEFAULT_REDIS_FAILURE_PREFIX: &str = "keystile:failures:";
+
+/// Counts one failure of a key on Redis's clock and blocks it: the hash
+/// holds the count, the time of the first counted failure and the end of
+/// the block. `ARGV[1]` is the window; `ARGV[2..]` the block for the 1st,
+/// 2nd, … failure, the last one standing for every later failure (the
+/// delays come from [`Backoff`], so the pricing is decided in one place).
+/// Returns the block in milliseconds.
+const FAILED: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local window = tonumber(ARGV[1])
+local count = tonumber(redis.call('HGET', KEYS[1], 'count')) or 0
+local first = tonumber(redis.call('HGET', KEYS[1], 'first')) or now
+if count == 0 or now - first > window then
+  count = 0
+  first = now
+end
+count = count + 1
+local delay = tonumber(ARGV[math.min(count + 1, #ARGV)])
+redis.call('HSET', KEYS[1], 'count', count, 'first', first, 'until', now + delay)
+redis.call('PEXPIRE', KEYS[1], math.max(window, delay) + 1000)
+return delay
+";
+
+/// How long a key is still blocked, in milliseconds on Redis's clock.
+const BLOCKED: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local blocked_until = tonumber(redis.call('HGET', KEYS[1], 'until')) or 0
+return math.max(blocked_until - now, 0)
+";
+
+static FAILED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(FAILED));
+static BLOCKED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(BLOCKED));
+
+/// A [`FailureLog`] on Redis: every instance sees one count per key,
+/// priced by one [`Backoff`] on Redis's clock. Each call is bounded by a
+/// timeout (default 2 s).
+#[derive(Clone)]
+pub struct RedisFailureLog {
+    connection: ConnectionManager,
+    backoff: Backoff,
+    prefix: String,
+    timeout: Duration,
+}
+
+impl RedisFailureLog {
+    /// Failures priced by `backoff`, on `connection`, under
+    /// [`DEFAULT_REDIS_FAILURE_PREFIX`].
+    pub fn new(connection: ConnectionManager, backoff: Backoff) -> Self {
+        Self {
+            connection,
+            backoff,
+            prefix: DEFAULT_REDIS_FAILURE_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
+    }
+
+    /// Keeps the keys under `prefix`.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Bounds each call by `timeout`.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl FailureLog for RedisFailureLog {
+    async fn blocked_for(&self, key: &str) -> Result<Duration, StoreError> {
+        let mut invocation = BLOCKED_SCRIPT.prepare_invoke();
+        invocation.key(self.key(key));
+        let mut connection = self.connection.clone();
+        let blocked: u64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(Duration::from_millis(blocked))
+    }
+
+    async fn failed(&self, key: &str) -> Result<Duration, StoreError> {
+        let mut invocation = FAILED_SCRIPT.prepare_invoke();
+        invocation
+            .key(self.key(key))
+            .arg(millis(self.backoff.window));
+        // The block after the 1st … lock-out failure; the last stands for
+        // every later one.
+        for failures in 1..=self.backoff.lock_after {
+            invocation.arg(millis(self.backoff.delay_after(failures)));
+        }
+        let mut connection = self.connection.clone();
+        let blocked: u64 = bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
+        Ok(Duration::from_millis(blocked))
+    }
+
+    async fn succeeded(&self, key: &str) -> Result<(), StoreError> {
+        let mut command = redis::cmd("DEL");
+        command.arg(self.key(key));
+        let mut connection = self.connection.clone();
+        let _: u64 = bounded(self.timeout, command.query_async(&mut connection)).await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisFailureLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisFailureLog")
+            .field("backoff", &self.backoff)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
