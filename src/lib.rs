@@ -180,6 +180,23 @@ pub mod handoff {
     pub use keystile_middleware::handoff::*;
 }
 
+/// Inbound webhook signatures (GitHub, Slack, Stripe, Standard Webhooks, a
+/// generic HMAC header) and [`WebhookLayer`](webhook::WebhookLayer), which
+/// verifies the raw body and refuses replays.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use keystile::webhook::{Stripe, WebhookLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/hooks/stripe", post(|| async { "ok" }))
+///     .route_layer(WebhookLayer::new(Stripe::new([b"whsec_test".as_slice()])));
+/// ```
+pub mod webhook {
+    pub use keystile_core::webhook::*;
+    pub use keystile_middleware::webhook::*;
+}
+
 /// Rate limits: [`RateLimitLayer`](rate_limit::RateLimitLayer) with
 /// policies keyed by client address, principal, header, route or a
 /// function, over GCRA in memory ([`MemoryLimiter`](rate_limit::MemoryLimiter))

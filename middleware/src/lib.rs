@@ -34,6 +34,7 @@ pub mod session;
 pub mod session_cookie;
 pub mod session_version;
 pub mod tenant;
+pub mod webhook;
 
 pub use api_key::{ApiKeyLayer, ApiKeys};
 pub use auth::{AuthLayer, Authenticator, Outcome, Realm};
