@@ -3,9 +3,10 @@
 //!
 //! The layer reads the body (up to [`max_body`](WebhookLayer::max_body),
 //! default 1 MiB), checks it with a
-//! [`WebhookScheme`](keystile_core::webhook::WebhookScheme) (GitHub, Slack,
-//! Stripe, Standard Webhooks, a generic HMAC header, or yours), records the
-//! delivery in a [`ReplayStore`] when one is given, and hands the handler
+//! [`WebhookScheme`] (GitHub, Slack, Stripe, Standard Webhooks, a generic
+//! HMAC header, or yours), records the delivery in a
+//! [`ReplayStore`](keystile_core::replay::ReplayStore) when one is given,
+//! and hands the handler
 //! the same bytes with a [`VerifiedWebhook`] extension.
 //!
 //! | request | response |
