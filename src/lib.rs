@@ -262,6 +262,10 @@ mod doctests {
     #[doc = include_str!("../docs/oidc.md")]
     pub struct OidcDoctests;
 
+    /// The webhooks guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/webhooks.md")]
+    pub struct WebhooksDoctests;
+
     /// The README's examples, compiled and run as doc tests.
     #[doc = include_str!("../README.md")]
     pub struct ReadmeDoctests;
