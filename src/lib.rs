@@ -180,6 +180,25 @@ pub mod handoff {
     pub use keystile_middleware::handoff::*;
 }
 
+/// Signed URLs: [`UrlSigner`](signed_url::UrlSigner) signs a link for a
+/// purpose and a lifetime, [`SignedUrlLayer`](signed_url::SignedUrlLayer)
+/// admits only requests that carry one, optionally once (magic links).
+///
+/// ```
+/// use std::time::Duration;
+/// use keystile::codec::Purpose;
+/// use keystile::keys::Keyring;
+/// use keystile::signed_url::UrlSigner;
+///
+/// let signer = UrlSigner::new(Keyring::generate().unwrap(), Purpose::new("magic-link"));
+/// let link = signer.sign("https://app.example.test/magic?user=alice", Duration::from_secs(900)).unwrap();
+/// assert!(signer.verify(&link).is_ok());
+/// ```
+pub mod signed_url {
+    pub use keystile_core::signed_url::*;
+    pub use keystile_middleware::signed_url::*;
+}
+
 /// Inbound webhook signatures (GitHub, Slack, Stripe, Standard Webhooks, a
 /// generic HMAC header) and [`WebhookLayer`](webhook::WebhookLayer), which
 /// verifies the raw body and refuses replays.

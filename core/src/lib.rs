@@ -34,6 +34,7 @@ pub mod replay;
 pub mod scopes;
 pub mod session;
 pub mod session_version;
+pub mod signed_url;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

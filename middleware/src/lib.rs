@@ -33,6 +33,7 @@ pub mod security_headers;
 pub mod session;
 pub mod session_cookie;
 pub mod session_version;
+pub mod signed_url;
 pub mod tenant;
 pub mod webhook;
 
