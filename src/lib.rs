@@ -245,6 +245,10 @@ mod doctests {
     #[doc = include_str!("../docs/oidc.md")]
     pub struct OidcDoctests;
 
+    /// The rate-limit guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/rate-limits.md")]
+    pub struct RateLimitDoctests;
+
     /// The README's examples, compiled and run as doc tests.
     #[doc = include_str!("../README.md")]
     pub struct ReadmeDoctests;
