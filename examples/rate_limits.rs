@@ -96,7 +96,8 @@ async fn on_redis(
         .await
         .map_err(|e| format!("KEYSTILE_REDIS_URL: {e}"))?;
     tracing::info!("limiters: Redis");
-    // A prefix per policy: each limit's keys apart from the other's.
+    // A prefix per policy: under one prefix, two policies counting the
+    // same key would share one Redis key, and one GCRA state for two limits.
     Ok(app(
         RedisLimiter::new(connection.clone(), per_ip).prefix("keystile-example:rate:per-ip:"),
         RedisLimiter::new(connection, per_key).prefix("keystile-example:rate:per-key:"),
