@@ -289,6 +289,10 @@ mod doctests {
     #[doc = include_str!("../docs/webhooks.md")]
     pub struct WebhooksDoctests;
 
+    /// The rate-limit guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/rate-limits.md")]
+    pub struct RateLimitDoctests;
+
     /// The README's examples, compiled and run as doc tests.
     #[doc = include_str!("../README.md")]
     pub struct ReadmeDoctests;

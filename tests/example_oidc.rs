@@ -5,32 +5,29 @@
 //! start-up, an unreachable provider does not.
 //!
 //! The example's `main` is compiled into this test binary; the child
-//! process is this binary again, told by [`RUN_EXAMPLE`] to be the example,
-//! so no second cargo build is needed. Every wait is bounded, and each test
-//! kills its child.
+//! process is this binary again, told by [`RUN_EXAMPLE`] to be the example
+//! (see `example_support`). Every wait is bounded, and each test kills its
+//! child.
 
 #[path = "../examples/oidc.rs"]
 mod example;
+mod example_support;
 
-use std::process::{ExitCode, ExitStatus, Stdio};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Json;
 use axum::routing::get;
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
-use tokio::time::{Instant, timeout_at};
+
+use example_support::Example;
 
 /// Set in the child's environment: run the example instead of a test.
 const RUN_EXAMPLE: &str = "KEYSTILE_TEST_RUN_OIDC_EXAMPLE";
-/// Bound on the example starting, or stopping on its own.
-const STARTUP: Duration = Duration::from_secs(30);
 
-/// The child's entry point. Run by [`Example::start`] with `RUN_EXAMPLE`
+/// The child's entry point. Run by [`start`] with `RUN_EXAMPLE`
 /// set, it is the example and serves until killed; otherwise it does
 /// nothing.
 #[test]
@@ -41,95 +38,9 @@ fn example_process() {
     }
 }
 
-/// The example running in a child process, and what it has printed.
-struct Example {
-    child: Child,
-    lines: mpsc::UnboundedReceiver<String>,
-    printed: Vec<String>,
-}
-
-impl Example {
-    /// Starts the example on a port of its choosing (`PORT=0`) with `env`
-    /// on top of an environment naming no issuer.
-    fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "example_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(RUN_EXAMPLE, "1")
-            .env("PORT", "0")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .env_remove("OIDC_ISSUER")
-            .env_remove("OIDC_AUDIENCE")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let (sender, lines) = mpsc::unbounded_channel();
-        // Read to the end, so a full pipe never blocks the child.
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stdout.next_line().await {
-                let _ = sender.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            printed: Vec::new(),
-        }
-    }
-
-    /// The rest of the first line printed from now on that starts with
-    /// `prefix`.
-    async fn line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            let line = match timeout_at(deadline, self.lines.recv()).await {
-                Ok(Some(line)) => line,
-                Ok(None) => panic!("the example exited before printing {prefix:?}:\n{self}"),
-                Err(_) => panic!("the example printed no {prefix:?} in {STARTUP:?}:\n{self}"),
-            };
-            self.printed.push(line);
-            if let Some(rest) = self.printed.last().unwrap().strip_prefix(prefix) {
-                return rest.to_owned();
-            }
-        }
-    }
-
-    /// The example's base URL, once it is listening.
-    async fn base_url(&mut self) -> String {
-        self.line("listening on ").await
-    }
-
-    /// Waits for the example to stop on its own; its status and everything
-    /// it printed.
-    async fn exit(mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + STARTUP;
-        let status = timeout_at(deadline, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("the example kept running:\n{self}"))
-            .unwrap();
-        while let Ok(Some(line)) = timeout_at(deadline, self.lines.recv()).await {
-            self.printed.push(line);
-        }
-        (status, self.printed.join("\n"))
-    }
-
-    async fn stop(mut self) {
-        self.child.kill().await.unwrap();
-    }
-}
-
-impl std::fmt::Display for Example {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.printed.join("\n"))
-    }
+/// Starts the example with `env` on top of an environment naming no issuer.
+fn start(env: &[(&str, &str)]) -> Example {
+    Example::start(RUN_EXAMPLE, &["OIDC_ISSUER", "OIDC_AUDIENCE"], env)
 }
 
 struct Answer {
@@ -178,7 +89,7 @@ async fn serve(router: axum::Router) -> String {
 
 #[tokio::test]
 async fn the_demo_token_reaches_me_and_reports_and_lacks_reports_write() {
-    let mut example = Example::start(&[]);
+    let mut example = start(&[]);
     let base = example.base_url().await;
     let token = example.line("TOKEN=").await;
     let me_line = example.line("curl -s ").await;
@@ -224,7 +135,7 @@ async fn the_demo_token_reaches_me_and_reports_and_lacks_reports_write() {
 
 #[tokio::test]
 async fn an_issuer_without_an_audience_is_refused_at_start_up() {
-    let example = Example::start(&[("OIDC_ISSUER", "https://idp.example.test")]);
+    let example = start(&[("OIDC_ISSUER", "https://idp.example.test")]);
     let (status, printed) = example.exit().await;
     assert!(!status.success(), "{printed}");
     assert!(printed.contains("OIDC_AUDIENCE must name"), "{printed}");
@@ -240,7 +151,7 @@ async fn a_discovery_document_naming_another_issuer_stops_it_at_start_up() {
         }))),
     ))
     .await;
-    let example = Example::start(&[("OIDC_ISSUER", &provider), ("OIDC_AUDIENCE", "reports-api")]);
+    let example = start(&[("OIDC_ISSUER", &provider), ("OIDC_AUDIENCE", "reports-api")]);
     let (status, printed) = example.exit().await;
     assert!(!status.success(), "{printed}");
     assert!(
@@ -255,7 +166,7 @@ async fn an_unreachable_provider_is_logged_and_answered_with_503() {
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let mut example = Example::start(&[("OIDC_ISSUER", &issuer), ("OIDC_AUDIENCE", "reports-api")]);
+    let mut example = start(&[("OIDC_ISSUER", &issuer), ("OIDC_AUDIENCE", "reports-api")]);
     let base = example.base_url().await;
     assert!(
         example
