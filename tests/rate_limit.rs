@@ -183,14 +183,24 @@ async fn principal_and_header_keys_and_requests_without_them() {
             .status(),
         200
     );
-    // No principal: the policy does not apply (and says nothing).
-    let anonymous = by_principal
+    // An (optional) auth layer ran and found nobody: the policy does not
+    // apply, and says nothing.
+    let mut nobody = Request::get("/limited").body(Body::empty()).unwrap();
+    keystile::auth::LayersSeen::mark(nobody.extensions_mut(), keystile::auth::AuthMethod::ApiKey);
+    let anonymous = by_principal.clone().oneshot(nobody).await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    assert!(anonymous.headers().get("ratelimit").is_none());
+    // No auth layer at all: a wiring mistake, named.
+    let unwired = by_principal
         .clone()
         .oneshot(Request::get("/limited").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    assert_eq!(anonymous.status(), StatusCode::OK);
-    assert!(anonymous.headers().get("ratelimit").is_none());
+    assert_eq!(unwired.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = axum::body::to_bytes(unwired.into_body(), 4096)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("auth layer"));
 
     let by_header = app(RateLimitLayer::new(Policy::traffic(
         "per-tenant",
@@ -347,6 +357,32 @@ mod redis {
         let counted = traffic.clone().oneshot(get()).await.unwrap();
         assert_eq!(counted.status(), StatusCode::OK);
         assert!(counted.headers().get("ratelimit").is_some());
+    }
+
+    #[tokio::test]
+    async fn two_policies_on_one_prefix_keep_their_budgets_apart() {
+        let prefix = format!("{}:", support::unique("rate"));
+        let connection = connect(&support::redis_url(), Duration::from_millis(500))
+            .await
+            .unwrap();
+        let limiter = |requests, window| {
+            RedisLimiter::new(
+                connection.clone(),
+                Limit::per(requests, Duration::from_secs(window)).unwrap(),
+            )
+            .prefix(prefix.clone())
+        };
+        // The same key under two limits on one prefix: each policy counts
+        // its own requests.
+        let app = app(
+            RateLimitLayer::new(Policy::security("burst", limiter(3, 1), KeyBy::Global)).policy(
+                Policy::security("hourly", limiter(100, 3600), KeyBy::Global),
+            ),
+        );
+        let get = || Request::get("/limited").body(Body::empty()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(app.clone().oneshot(get()).await.unwrap().status(), 200);
+        }
     }
 
     #[tokio::test]

@@ -62,6 +62,7 @@ use axum::response::{IntoResponse, Response};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use keystile_core::identity::Principal;
+use keystile_core::layers_seen::LayersSeen;
 use keystile_core::rate_limit::{Decision, FailureLog, Limiter};
 use keystile_core::rejection::{Reason, Rejection, RenderedRejection};
 use sha2::{Digest, Sha256};
@@ -92,7 +93,11 @@ pub enum KeyBy {
     /// (the resolver `IpFilterLayer` uses).
     ClientIp(ClientIp),
     /// The authenticated [`Principal`]: its method and subject (an API
-    /// key's owner, a token's `sub`). Add the layer inside an auth layer.
+    /// key's owner, so one owner's keys share a budget; a token's `sub`).
+    /// The auth layer must run first (add the rate limit with
+    /// `route_layer` before the auth layer); without any auth layer the
+    /// request is a 500 naming the fix, and a request the auth layer let
+    /// through anonymously (`optional`) is not counted by this policy.
     Principal,
     /// The value of a header, hashed (SHA-256) before it is used as a key.
     Header(HeaderName),
@@ -117,10 +122,18 @@ impl KeyBy {
                 let ip = resolver.resolve(&head).map_err(client_ip_rejection)?;
                 Some(format!("ip:{ip}"))
             }
-            Self::Principal => parts
-                .extensions
-                .get::<Principal>()
-                .map(|who| format!("principal:{}:{}", who.method(), who.subject)),
+            Self::Principal => match parts.extensions.get::<Principal>() {
+                Some(who) => Some(format!("principal:{}:{}", who.method(), who.subject)),
+                // An auth layer ran and found nobody: the policy does not
+                // apply. No auth layer at all is a wiring mistake.
+                None if LayersSeen::any(&parts.extensions) => None,
+                None => {
+                    return Err(Rejection::new(Reason::MissingLayer, SOURCE).with_detail(
+                        "a RateLimitLayer keyed by the principal needs an auth layer that runs \
+                         before it: add the auth layer with `.route_layer(...)` after the rate limit",
+                    ));
+                }
+            },
             Self::Header(name) => {
                 let mut values = parts.headers.get_all(name).iter();
                 values.next().map(|first| {
@@ -303,7 +316,12 @@ impl Config {
                 Ok(None) => continue,
                 Err(rejection) => return Verdict::Stop(IntoResponse::into_response(rejection)),
             };
-            match policy.limiter.check(&key).await {
+            // Policies sharing one backend (a Redis prefix) keep apart.
+            match policy
+                .limiter
+                .check(&format!("{}:{key}", policy.name))
+                .await
+            {
                 Ok(decision) if decision.allowed => applied.push((policy, decision)),
                 Ok(decision) => {
                     applied.push((policy, decision));

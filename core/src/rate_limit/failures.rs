@@ -142,8 +142,8 @@ struct Failures {
 
 /// A [`FailureLog`] in process memory, bounded: at most
 /// [`capacity`](Self::capacity) keys (default
-/// [`DEFAULT_FAILURE_LOG_CAPACITY`]); when full, the least recently used
-/// key is forgotten first.
+/// [`DEFAULT_FAILURE_LOG_CAPACITY`]); when full, keys are forgotten the way
+/// quick_cache evicts (keys seen once go first).
 pub struct MemoryFailureLog {
     backoff: Backoff,
     clock: SharedClock,

@@ -29,10 +29,11 @@ const EMPTY: u64 = u64::MAX;
 /// GCRA in process memory: `governor` decides, over a bounded map of keys.
 ///
 /// The map holds at most [`capacity`](Self::capacity) keys (default
-/// [`DEFAULT_LIMITER_CAPACITY`]). When it is full, the least recently used
-/// key is forgotten, and a forgotten key starts again with a full budget:
-/// a flood of invented keys costs memory up to the bound and never more,
-/// and it shortens the memory of quiet keys, not of busy ones.
+/// [`DEFAULT_LIMITER_CAPACITY`]). When it is full, keys are forgotten the
+/// way quick_cache evicts (S3-FIFO: keys seen once go first), and a
+/// forgotten key starts again with a full budget: a flood of invented keys
+/// costs memory up to the bound and never more, and it shortens the memory
+/// of quiet keys, not of busy ones.
 pub struct MemoryLimiter {
     limit: Limit,
     clock: SharedClock,

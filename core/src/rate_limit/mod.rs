@@ -8,7 +8,7 @@
 //! state of every key for one limit:
 //!
 //! - [`MemoryLimiter`]: one process, with `governor`'s GCRA over a bounded
-//!   map of keys (the least recently used key is forgotten first, and a
+//!   map of keys (when full, keys seen once are forgotten first, and a
 //!   forgotten key starts again with a full budget);
 //! - `RedisLimiter` (feature `redis`): every instance sharing one budget,
 //!   decided by one Lua script on Redis's own clock.
@@ -140,7 +140,9 @@ pub trait Limiter: Send + Sync + 'static {
 
 /// The [`Decision`] for a key whose budget is `used_ms` milliseconds from
 /// full after this request (GCRA's theoretical arrival time minus now):
-/// both limiters report through this, so their headers agree.
+/// both limiters report through this. Redis knows `used_ms` exactly; the
+/// memory limiter knows it to a whole interval (governor reports the
+/// remaining burst), so its `reset_after` can be up to one interval later.
 pub(crate) fn decision(limit: Limit, allowed: bool, used_ms: u64) -> Decision {
     let interval = u64::try_from(limit.interval().as_millis())
         .unwrap_or(u64::MAX)
