@@ -111,39 +111,50 @@ impl SessionCookie {
     /// session cookie's name counts, whatever its value: a second one, even
     /// one that is not text, makes the request ambiguous.
     pub fn find<'h>(&self, headers: &'h HeaderMap) -> Result<Option<&'h str>, AmbiguousCookie> {
-        let name = self.name().as_bytes();
-        let mut found: Option<&'h [u8]> = None;
-        for header in headers.get_all(COOKIE) {
-            // Split on bytes: another application's cookie with a non-ASCII
-            // value must not make every request unreadable (a lock-out any
-            // sibling subdomain could plant).
-            let mut rest = header.as_bytes();
-            while !rest.is_empty() {
-                let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
-                let pair = &rest[..end];
-                rest = rest.get(end + 1..).unwrap_or_default();
-                // `name=value`; pairs without `=` are someone else's. Only
-                // SP and HTAB are trimmed (RFC 6265 §5.2): `trim_ascii`'s
-                // other characters (CR, LF, FF) cannot be in a header value.
-                let Some(eq) = memchr::memchr(b'=', pair) else {
-                    continue;
-                };
-                if pair[..eq].trim_ascii() != name {
-                    continue;
-                }
-                if found.is_some() {
-                    return Err(AmbiguousCookie);
-                }
-                found = Some(pair[eq + 1..].trim_ascii());
+        find_cookie(headers, self.name())
+    }
+}
+
+/// The value of the cookie named `name` in the request's `Cookie` headers,
+/// read as [`SessionCookie::find`] reads the session cookie: names compared
+/// byte for byte, a second cookie of that name (or one that is not text)
+/// refused as ambiguous.
+pub fn find_cookie<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> Result<Option<&'h str>, AmbiguousCookie> {
+    let name = name.as_bytes();
+    let mut found: Option<&'h [u8]> = None;
+    for header in headers.get_all(COOKIE) {
+        // Split on bytes: another application's cookie with a non-ASCII
+        // value must not make every request unreadable (a lock-out any
+        // sibling subdomain could plant).
+        let mut rest = header.as_bytes();
+        while !rest.is_empty() {
+            let end = memchr::memchr(b';', rest).unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or_default();
+            // `name=value`; pairs without `=` are someone else's. Only SP
+            // and HTAB are trimmed (RFC 6265 §5.2): `trim_ascii`'s other
+            // characters (CR, LF, FF) cannot be in a header value.
+            let Some(eq) = memchr::memchr(b'=', pair) else {
+                continue;
+            };
+            if pair[..eq].trim_ascii() != name {
+                continue;
             }
+            if found.is_some() {
+                return Err(AmbiguousCookie);
+            }
+            found = Some(pair[eq + 1..].trim_ascii());
         }
-        match found {
-            None => Ok(None),
-            Some([]) => Ok(None),
-            Some(value) => std::str::from_utf8(value)
-                .map(Some)
-                .map_err(|_| AmbiguousCookie),
-        }
+    }
+    match found {
+        None => Ok(None),
+        Some([]) => Ok(None),
+        Some(value) => std::str::from_utf8(value)
+            .map(Some)
+            .map_err(|_| AmbiguousCookie),
     }
 }
 
