@@ -48,8 +48,8 @@ pub use keystile_core::{
 #[cfg(feature = "testing")]
 pub use keystile_core::testing;
 pub use keystile_middleware::{
-    access_log, cidr, client_ip, cors, csp, csp_report, ip_filter, request_id, security_headers,
-    tenant,
+    access_log, cidr, client_ip, cors, csp, csp_report, csrf, ip_filter, request_id,
+    security_headers, tenant,
 };
 
 /// The authentication model: [`Authenticator`](auth::Authenticator), the

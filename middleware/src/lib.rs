@@ -24,6 +24,7 @@ pub mod cors;
 pub mod credentials;
 pub mod csp;
 pub mod csp_report;
+pub mod csrf;
 pub mod handoff;
 pub mod ip_filter;
 pub mod rate_limit;
