@@ -281,6 +281,10 @@ mod doctests {
     #[doc = include_str!("../docs/oidc.md")]
     pub struct OidcDoctests;
 
+    /// The CSRF guide's examples, compiled and run as doc tests.
+    #[doc = include_str!("../docs/csrf.md")]
+    pub struct CsrfDoctests;
+
     /// The signed URLs guide's examples, compiled and run as doc tests.
     #[doc = include_str!("../docs/signed-urls.md")]
     pub struct SignedUrlsDoctests;

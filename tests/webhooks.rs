@@ -205,6 +205,12 @@ async fn stripe_accepts_any_v1_within_the_tolerance() {
         401,
         "replayed"
     );
+    // The same event re-signed later (a retry, or a replay with a fresh
+    // timestamp) is still evt_1: refused.
+    let resigned = format!("t={},v1={}", NOW + 5, v1(b"whsec_current", NOW + 5, BODY));
+    let (status, problem) = deliver(&app, &[("stripe-signature", resigned)], BODY).await;
+    assert_eq!(status, 401);
+    assert!(problem.contains("already received"), "{problem}");
     let stale = format!(
         "t={},v1={}",
         NOW - 400,

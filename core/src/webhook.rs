@@ -14,7 +14,7 @@
 //! |---|---|---|---|
 //! | [`GitHub`] | `X-Hub-Signature-256: sha256=<hex>` | body | `X-GitHub-Delivery` |
 //! | [`Slack`] | `X-Slack-Signature: v0=<hex>`, `X-Slack-Request-Timestamp` | `v0:{ts}:{body}` | the signature |
-//! | [`Stripe`] | `Stripe-Signature: t=…,v1=<hex>[,v1=…]` | `{t}.{body}` | the signature |
+//! | [`Stripe`] | `Stripe-Signature: t=…,v1=<hex>[,v1=…]` | `{t}.{body}` | the event's `id` (else the signature) |
 //! | [`StandardWebhooks`] | `webhook-signature: v1,<base64> …`, `webhook-id`, `webhook-timestamp` | `{id}.{ts}.{body}` | `webhook-id` |
 //! | [`HmacHeader`] | any header, hex or base64, optional prefix | body | the signature |
 //!
@@ -281,8 +281,13 @@ impl WebhookScheme for Stripe {
         if !self.secrets.any_signs(prefix.as_bytes(), body, &tags) {
             return Err(WebhookError::BadSignature);
         }
+        // The event's id names the delivery: Stripe re-signs a retried event
+        // with a new timestamp, and it is still the same event.
+        let event = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|event| event.get("id")?.as_str().map(str::to_owned));
         Ok(Delivery {
-            id: signature.to_owned(),
+            id: event.unwrap_or_else(|| signature.to_owned()),
             timestamp: Some(ts),
         })
     }
