@@ -96,7 +96,27 @@ async fn github_deliveries_verify_once_with_any_current_secret() {
     };
     let (status, echoed) = deliver(&app, &signed(b"new-secret", BODY, "d-1"), BODY).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(echoed, format!("d-1|{}", String::from_utf8_lossy(BODY)));
+    let tag = hex::encode(python_hmac(b"new-secret", BODY));
+    assert_eq!(
+        echoed,
+        format!("github:{tag}|{}", String::from_utf8_lossy(BODY))
+    );
+    // GitHub does not sign X-GitHub-Delivery: the same delivery under
+    // another id, or its signature in upper case, is still a replay.
+    for (name, value) in [
+        ("x-github-delivery", "d-1-again".to_owned()),
+        (
+            "x-hub-signature-256",
+            format!("sha256={}", tag.to_uppercase()),
+        ),
+    ] {
+        let mut replay = signed(b"new-secret", BODY, "d-1");
+        replay.retain(|(n, _)| *n != name);
+        replay.push((name, value));
+        let (status, problem) = deliver(&app, &replay, BODY).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{name}");
+        assert!(problem.contains("already received"), "{problem}");
+    }
     // During a rotation the old secret still verifies.
     assert_eq!(
         deliver(&app, &signed(b"old-secret", BODY, "d-2"), BODY)
@@ -220,6 +240,11 @@ async fn stripe_accepts_any_v1_within_the_tolerance() {
         deliver(&app, &[("stripe-signature", stale)], BODY).await.0,
         401
     );
+    // More signatures than any rotation needs: refused unhashed.
+    let many = format!("t={NOW}{}", format!(",v1={}", "00".repeat(32)).repeat(9));
+    let (status, problem) = deliver(&app, &[("stripe-signature", many)], BODY).await;
+    assert_eq!(status, 401);
+    assert!(problem.contains("malformed"), "{problem}");
     let only_old = format!("t={NOW},v1={}", v1(b"whsec_previous", NOW, BODY));
     assert_eq!(
         deliver(&app, &[("stripe-signature", only_old)], BODY)

@@ -12,9 +12,9 @@
 //!
 //! | scheme | signature | signed content | delivery |
 //! |---|---|---|---|
-//! | [`GitHub`] | `X-Hub-Signature-256: sha256=<hex>` | body | `X-GitHub-Delivery` |
+//! | [`GitHub`] | `X-Hub-Signature-256: sha256=<hex>` | body | the signature (GitHub does not sign `X-GitHub-Delivery`) |
 //! | [`Slack`] | `X-Slack-Signature: v0=<hex>`, `X-Slack-Request-Timestamp` | `v0:{ts}:{body}` | the signature |
-//! | [`Stripe`] | `Stripe-Signature: t=…,v1=<hex>[,v1=…]` | `{t}.{body}` | the event's `id` (else the signature) |
+//! | [`Stripe`] | `Stripe-Signature: t=…,v1=<hex>[,v1=…]` (at most 8) | `{t}.{body}` | the event's `id` (else the signature) |
 //! | [`StandardWebhooks`] | `webhook-signature: v1,<base64> …`, `webhook-id`, `webhook-timestamp` | `{id}.{ts}.{body}` | `webhook-id` |
 //! | [`HmacHeader`] | any header, hex or base64, optional prefix | body | the signature |
 //!
@@ -31,7 +31,7 @@
 //!
 //! let github = GitHub::new([b"s3cret".as_slice()]);
 //! let delivery = github.verify(&headers, body, 1_700_000_000).unwrap();
-//! assert_eq!(delivery.id, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+//! assert_eq!(delivery.id, format!("github:{tag}"));
 //! assert!(github.verify(&headers, b"{}", 1_700_000_000).is_err());
 //! ```
 
@@ -77,6 +77,12 @@ pub enum WebhookError {
 /// Verifies one provider's signature over a delivery; see the
 /// [module docs](self). Implement it for a provider keystile does not ship.
 pub trait WebhookScheme: Send + Sync + 'static {
+    /// How far from now a signed timestamp may be (zero for schemes that
+    /// sign none): the layer remembers deliveries at least this long.
+    fn tolerance(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Verifies `body` as delivered with `headers`, at `now` (Unix
     /// seconds).
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: u64) -> Result<Delivery, WebhookError>;
@@ -91,18 +97,27 @@ impl Secrets {
         Self(secrets.into_iter().map(MacKey::new).collect())
     }
 
-    /// Whether any secret's MAC over `prefix || body` is one of `tags`.
-    fn any_signs(&self, prefix: &[u8], body: &[u8], tags: &[Vec<u8>]) -> bool {
-        // Every pair is checked, so the time taken does not tell which
-        // secret or tag matched.
-        let mut matched = false;
-        for secret in &self.0 {
-            let keyed = secret.with_prefix(prefix);
-            for tag in tags {
-                matched |= keyed.verify(body, tag);
+    /// The first of `tags` that some secret's MAC over `prefix || body`
+    /// equals. The body is hashed once per secret, and every tag is compared
+    /// with every MAC in constant time, so the time taken tells nothing of
+    /// which matched.
+    fn matching(&self, prefix: &[u8], body: &[u8], tags: &[Vec<u8>]) -> Option<Vec<u8>> {
+        let macs: Vec<[u8; TAG_LEN]> = self
+            .0
+            .iter()
+            .map(|secret| secret.with_prefix(prefix).compute(body))
+            .collect();
+        let mut found = None;
+        for tag in tags {
+            let mut matched = subtle::Choice::from(0);
+            for mac in &macs {
+                matched |= subtle::ConstantTimeEq::ct_eq(mac.as_slice(), tag.as_slice());
+            }
+            if bool::from(matched) && found.is_none() {
+                found = Some(tag.clone());
             }
         }
-        matched
+        found
     }
 }
 
@@ -119,6 +134,16 @@ fn text<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<&'h str, Webho
         return Err(WebhookError::Malformed(name));
     }
     value.to_str().map_err(|_| WebhookError::Malformed(name))
+}
+
+/// The most signatures one delivery may carry (Stripe sends one per active
+/// secret): each costs a comparison, so the count is bounded.
+const MAX_TAGS: usize = 8;
+
+/// The id of a delivery named by its signature: the scheme and the tag's
+/// bytes in lowercase hex, however the header spelled them.
+fn tag_id(scheme: &str, tag: &[u8]) -> String {
+    format!("{scheme}:{}", hex::encode(tag))
 }
 
 fn hex_tag(text: &str, name: &'static str) -> Result<Vec<u8>, WebhookError> {
@@ -142,7 +167,8 @@ fn timestamp(
 }
 
 /// GitHub: `X-Hub-Signature-256: sha256=<hex of HMAC-SHA256(secret, body)>`,
-/// the delivery named by `X-GitHub-Delivery`. GitHub signs no timestamp.
+/// GitHub signs neither a timestamp nor `X-GitHub-Delivery`, so the
+/// delivery is named by its signature.
 #[derive(Clone, Debug)]
 pub struct GitHub {
     secrets: Secrets,
@@ -170,12 +196,14 @@ impl WebhookScheme for GitHub {
             .strip_prefix("sha256=")
             .ok_or(WebhookError::Malformed(SIGNATURE))?;
         let tag = hex_tag(hex, SIGNATURE)?;
-        let id = text(headers, "x-github-delivery")?.to_owned();
-        if !self.secrets.any_signs(b"", body, &[tag]) {
-            return Err(WebhookError::BadSignature);
-        }
+        let matched = self
+            .secrets
+            .matching(b"", body, &[tag])
+            .ok_or(WebhookError::BadSignature)?;
+        // GitHub does not sign `X-GitHub-Delivery`: a replay could carry
+        // any value there, so the delivery is named by its signature.
         Ok(Delivery {
-            id,
+            id: tag_id("github", &matched),
             timestamp: None,
         })
     }
@@ -208,6 +236,10 @@ impl Slack {
 }
 
 impl WebhookScheme for Slack {
+    fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: u64) -> Result<Delivery, WebhookError> {
         const SIGNATURE: &str = "x-slack-signature";
         const TIMESTAMP: &str = "x-slack-request-timestamp";
@@ -219,11 +251,12 @@ impl WebhookScheme for Slack {
         let ts_text = text(headers, TIMESTAMP)?;
         let ts = timestamp(ts_text, TIMESTAMP, now, self.tolerance)?;
         let prefix = format!("v0:{ts_text}:");
-        if !self.secrets.any_signs(prefix.as_bytes(), body, &[tag]) {
-            return Err(WebhookError::BadSignature);
-        }
+        let matched = self
+            .secrets
+            .matching(prefix.as_bytes(), body, &[tag])
+            .ok_or(WebhookError::BadSignature)?;
         Ok(Delivery {
-            id: signature.to_owned(),
+            id: tag_id("slack", &matched),
             timestamp: Some(ts),
         })
     }
@@ -257,6 +290,10 @@ impl Stripe {
 }
 
 impl WebhookScheme for Stripe {
+    fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: u64) -> Result<Delivery, WebhookError> {
         const SIGNATURE: &str = "stripe-signature";
         let signature = text(headers, SIGNATURE)?;
@@ -266,7 +303,10 @@ impl WebhookScheme for Stripe {
             match item.trim().split_once('=') {
                 Some(("t", value)) if ts_text.is_none() => ts_text = Some(value),
                 Some(("t", _)) => return Err(WebhookError::Malformed(SIGNATURE)),
-                Some(("v1", value)) => tags.push(hex_tag(value, SIGNATURE)?),
+                Some(("v1", value)) if tags.len() < MAX_TAGS => {
+                    tags.push(hex_tag(value, SIGNATURE)?);
+                }
+                Some(("v1", _)) => return Err(WebhookError::Malformed(SIGNATURE)),
                 // Other schemes (v0 is Stripe's test-mode scheme) are not
                 // accepted; unknown items are ignored, as Stripe asks.
                 _ => {}
@@ -278,16 +318,17 @@ impl WebhookScheme for Stripe {
         }
         let ts = timestamp(ts_text, SIGNATURE, now, self.tolerance)?;
         let prefix = format!("{ts_text}.");
-        if !self.secrets.any_signs(prefix.as_bytes(), body, &tags) {
-            return Err(WebhookError::BadSignature);
-        }
+        let matched = self
+            .secrets
+            .matching(prefix.as_bytes(), body, &tags)
+            .ok_or(WebhookError::BadSignature)?;
         // The event's id names the delivery: Stripe re-signs a retried event
         // with a new timestamp, and it is still the same event.
         let event = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
             .and_then(|event| event.get("id")?.as_str().map(str::to_owned));
         Ok(Delivery {
-            id: event.unwrap_or_else(|| signature.to_owned()),
+            id: event.map_or_else(|| tag_id("stripe", &matched), |id| format!("stripe:{id}")),
             timestamp: Some(ts),
         })
     }
@@ -333,6 +374,10 @@ impl StandardWebhooks {
 }
 
 impl WebhookScheme for StandardWebhooks {
+    fn tolerance(&self) -> Duration {
+        self.tolerance
+    }
+
     fn verify(&self, headers: &HeaderMap, body: &[u8], now: u64) -> Result<Delivery, WebhookError> {
         const SIGNATURE: &str = "webhook-signature";
         const TIMESTAMP: &str = "webhook-timestamp";
@@ -343,7 +388,7 @@ impl WebhookScheme for StandardWebhooks {
         for item in text(headers, SIGNATURE)?.split(' ') {
             if let Some(("v1", encoded)) = item.split_once(',') {
                 match STANDARD.decode(encoded) {
-                    Ok(tag) if tag.len() == TAG_LEN => tags.push(tag),
+                    Ok(tag) if tag.len() == TAG_LEN && tags.len() < MAX_TAGS => tags.push(tag),
                     _ => return Err(WebhookError::Malformed(SIGNATURE)),
                 }
             }
@@ -352,11 +397,12 @@ impl WebhookScheme for StandardWebhooks {
             return Err(WebhookError::Malformed(SIGNATURE));
         }
         let prefix = format!("{id}.{ts_text}.");
-        if !self.secrets.any_signs(prefix.as_bytes(), body, &tags) {
-            return Err(WebhookError::BadSignature);
-        }
+        let _matched = self
+            .secrets
+            .matching(prefix.as_bytes(), body, &tags)
+            .ok_or(WebhookError::BadSignature)?;
         Ok(Delivery {
-            id: id.to_owned(),
+            id: format!("standard:{id}"),
             timestamp: Some(ts),
         })
     }
@@ -424,11 +470,12 @@ impl WebhookScheme for HmacHeader {
         } else {
             hex_tag(encoded, NAME)?
         };
-        if !self.secrets.any_signs(b"", body, &[tag]) {
-            return Err(WebhookError::BadSignature);
-        }
+        let matched = self
+            .secrets
+            .matching(b"", body, &[tag])
+            .ok_or(WebhookError::BadSignature)?;
         Ok(Delivery {
-            id: value.to_owned(),
+            id: tag_id("hmac", &matched),
             timestamp: None,
         })
     }

@@ -157,8 +157,11 @@ impl Config {
                 refusal(&error)
             })?;
         if let Some(store) = &self.replay {
+            // Remembered past the last moment the scheme would still accept
+            // it: the window, or the tolerance when that is longer.
             let from = delivery.timestamp.unwrap_or(now).max(now);
-            let expires_at = from.saturating_add(self.window.as_secs());
+            let keep = self.window.max(self.scheme.tolerance()).as_secs();
+            let expires_at = from.saturating_add(keep).saturating_add(1);
             let recorded = store
                 .redeem(&delivery.id, expires_at)
                 .await
