@@ -195,6 +195,18 @@ async fn double_submit_tokens_are_bound_to_the_session() {
         status, 403,
         "session two's token presented with session one's cookie"
     );
+    // A second CSRF cookie planted by a sibling: pages still load (with a
+    // fresh token), unsafe requests are refused.
+    let planted = format!("{cookies}; keystile_csrf=planted");
+    let (status, _, fresh) = send(&app, get_page(&planted)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fresh.is_some());
+    let (status, _, _) = send(
+        &app,
+        post(&[("cookie", &planted), ("x-csrf-token", &token)], ""),
+    )
+    .await;
+    assert_eq!(status, 403);
     // No session cookie: nothing to forge, nothing required.
     let (status, _, _) = send(&app, post(&[], "name=alice")).await;
     assert_eq!(status, StatusCode::OK);

@@ -7,10 +7,11 @@
 //! random nonce. The canonical form is the lowercased scheme and host, the
 //! port unless it is the scheme's default, the path with percent-encoding
 //! normalised (escapes of unreserved characters decoded, the rest in
-//! uppercase hex), and the query parameters decoded, sorted by name then
-//! value and encoded one way. So reordering the parameters or re-encoding
-//! them keeps the signature valid; any added, removed or changed parameter,
-//! path, host or scheme breaks it. The fragment is never sent to a server
+//! uppercase hex), and the query parameters decoded (refused unless UTF-8),
+//! sorted by name (repeated names keep their order) and encoded one way.
+//! So reordering differently named parameters or re-encoding them keeps the
+//! signature valid; any added, removed or changed parameter, path, host or
+//! scheme breaks it. The fragment is never sent to a server
 //! and is not signed.
 //!
 //! ```
@@ -234,22 +235,62 @@ pub fn canonical(url: &str) -> Result<(String, Option<String>), SignedUrlError> 
     out.push_str(&normalise_path(uri.path()));
     let mut signature = None;
     let mut params: Vec<(String, String)> = Vec::new();
-    for (name, value) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+    for pair in uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+    {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let (name, value) = (decode_component(name)?, decode_component(value)?);
         if name == SIGNATURE_PARAM {
-            if signature.replace(value.into_owned()).is_some() {
+            if signature.replace(value).is_some() {
                 return Err(SignedUrlError::Missing);
             }
         } else {
-            params.push((name.into_owned(), value.into_owned()));
+            params.push((name, value));
         }
     }
-    params.sort();
+    // By name only, and stably: repeated names keep their order, which a
+    // handler reading the first or the last value depends on.
+    params.sort_by(|a, b| a.0.cmp(&b.0));
     let query = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&params)
         .finish();
     out.push('?');
     out.push_str(&query);
     Ok((out, signature))
+}
+
+/// One query name or value, `+` and percent escapes decoded; text that does
+/// not decode to UTF-8 is refused, never replaced (two such URLs would
+/// otherwise share one canonical form).
+fn decode_component(text: &str) -> Result<String, SignedUrlError> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b'%' => {
+                let byte = text
+                    .get(i + 1..i + 3)
+                    .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or(SignedUrlError::InvalidUrl)?;
+                out.push(byte);
+                i += 3;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| SignedUrlError::InvalidUrl)
 }
 
 /// `path` with escapes of unreserved characters decoded and every other
@@ -300,7 +341,7 @@ mod tests {
     #[test]
     fn canonical_forms_agree_on_what_means_the_same() {
         let same = [
-            "https://App.Example.test:443/a/%7euser/b%2fc?b=2&a=1&a=0",
+            "https://App.Example.test:443/a/%7euser/b%2fc?b=2&a=0&a=1",
             "HTTPS://app.example.test/a/~user/b%2Fc?a=0&a=1&b=2",
             "https://app.example.test/a/%7Euser/b%2fc?a=%30&b=2&a=1#frag",
         ];
@@ -314,6 +355,20 @@ mod tests {
             canonical("ftp://x.test/").unwrap_err(),
             SignedUrlError::InvalidUrl
         );
+        // Bytes that are not UTF-8 are refused, not replaced.
+        assert_eq!(
+            canonical("https://x.test/?f=%FF").unwrap_err(),
+            SignedUrlError::InvalidUrl
+        );
+        // Repeated names keep their order.
+        assert_ne!(
+            canonical("https://x.test/?role=viewer&role=admin")
+                .unwrap()
+                .0,
+            canonical("https://x.test/?role=admin&role=viewer")
+                .unwrap()
+                .0
+        );
         assert_eq!(
             canonical("/relative").unwrap_err(),
             SignedUrlError::InvalidUrl
@@ -326,6 +381,10 @@ mod tests {
             params in prop::collection::vec(("[a-z]{1,4}", "[a-zA-Z0-9 ~_.-]{0,6}"), 0..5),
             seed in any::<u64>(),
         ) {
+            // Distinct names: the order of repeated names is signed.
+            let mut seen = std::collections::HashSet::new();
+            let params: Vec<(String, String)> =
+                params.into_iter().filter(|(name, _)| seen.insert(name.clone())).collect();
             let signer = signer();
             let encode = |pairs: &[(String, String)]| {
                 form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()

@@ -368,6 +368,9 @@ where
                 Ok(cookie) => cookie
                     .filter(|token| tokens.valid_for(token, &session))
                     .map(str::to_owned),
+                // A cookie planted beside ours (a sibling subdomain over
+                // plain http): a safe request gets a fresh token, never a 403.
+                Err(_) if safe => None,
                 Err(_) => return Ok(IntoResponse::into_response(refuse("ambiguous CSRF cookie"))),
             };
             if safe {
