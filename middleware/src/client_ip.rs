@@ -127,8 +127,17 @@ impl ClientIp {
 
     /// The client address of `request`.
     pub fn resolve<B>(&self, request: &Request<B>) -> Result<IpAddr, ClientIpError> {
-        let peer = request
-            .extensions()
+        self.resolve_head(request.headers(), request.extensions())
+    }
+
+    /// The client address of a request whose head is `headers` and
+    /// `extensions` (for middleware that holds the request's `Parts`).
+    pub fn resolve_head(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Result<IpAddr, ClientIpError> {
+        let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .ok_or(ClientIpError::MissingConnectInfo)?
             .0
@@ -139,7 +148,7 @@ impl ClientIp {
         }
         let mut leftmost = peer;
         // Every field line, last first; in each, the hops right to left.
-        for value in request.headers().get_all(self.header_name()).iter().rev() {
+        for value in headers.get_all(self.header_name()).iter().rev() {
             let text = value
                 .to_str()
                 .map_err(|_| ClientIpError::BadForwardedHeader)?;

@@ -118,8 +118,9 @@ impl KeyBy {
     fn key_of(&self, parts: &http::request::Parts) -> Result<Option<String>, Rejection> {
         Ok(match self {
             Self::ClientIp(resolver) => {
-                let head = Request::from_parts(clone_head(parts), ());
-                let ip = resolver.resolve(&head).map_err(client_ip_rejection)?;
+                let ip = resolver
+                    .resolve_head(&parts.headers, &parts.extensions)
+                    .map_err(client_ip_rejection)?;
                 Some(format!("ip:{ip}"))
             }
             Self::Principal => match parts.extensions.get::<Principal>() {
@@ -155,20 +156,6 @@ impl KeyBy {
             Self::Custom(key) => key(parts).map(|key| format!("custom:{key}")),
         })
     }
-}
-
-/// The head `ClientIp` reads: the extensions it needs (`ConnectInfo`) and
-/// the headers.
-fn clone_head(parts: &http::request::Parts) -> http::request::Parts {
-    let (mut head, ()) = Request::new(()).into_parts();
-    head.headers = parts.headers.clone();
-    if let Some(peer) = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        head.extensions.insert(*peer);
-    }
-    head
 }
 
 fn client_ip_rejection(error: ClientIpError) -> Rejection {
