@@ -1,7 +1,7 @@
 //! A `MemoryLimiter` at its default capacity stays within its bound under
 //! 1,000,000 distinct client keys, and every fresh key is admitted (a
 //! forgotten key starts again with a full budget; it is never refused for
-//! lack of room).
+//! lack of room), while a client it has already refused stays refused.
 //!
 //! The bound is quick_cache's, not the nominal capacity: the map is split
 //! into `s` shards (4 × the available cores, rounded up to a power of two,
@@ -14,7 +14,8 @@ mod measure;
 #[path = "../flood/rate_limit.rs"]
 mod rate_limit;
 
-use keystile::rate_limit::DEFAULT_LIMITER_CAPACITY;
+use keystile::clock::ManualClock;
+use keystile::rate_limit::{DEFAULT_LIMITER_CAPACITY, Limiter};
 use measure::{memory_kib, sharded};
 use rate_limit::{KEYS, flood, limiter};
 
@@ -40,7 +41,15 @@ fn the_bound_is_the_capacity_rounded_up_to_whole_shards() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_million_distinct_client_keys_stay_within_the_bound() {
     let bound = sharded(DEFAULT_LIMITER_CAPACITY);
-    let limiter = limiter();
+    // Frozen, so the refused client's budget cannot refill meanwhile.
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let limiter = limiter().clock(clock.shared());
+    let refused = "ip:192.0.2.10";
+    for _ in 0..limiter.limit().requests() {
+        assert!(limiter.check(refused).await.unwrap().allowed);
+    }
+    assert!(!limiter.check(refused).await.unwrap().allowed);
+
     let mut admitted = 0;
     let mut full = None;
     for step in 0..KEYS / STEP {
@@ -71,4 +80,7 @@ async fn a_million_distinct_client_keys_stay_within_the_bound() {
         growth < RSS_GROWTH_WHEN_FULL_KIB,
         "resident memory grew by {growth} KiB after the map was full"
     );
+    // Seen more than once, its state outlives a million keys seen once: a
+    // flood of new addresses does not hand a refused client a fresh budget.
+    assert!(!limiter.check(refused).await.unwrap().allowed);
 }
