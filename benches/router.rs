@@ -27,13 +27,16 @@ fn bench_router(c: &mut Criterion, fixtures: &Fixtures) {
     let mut group = c.benchmark_group(GROUP);
     for scenario in ALL {
         let prepared = fixtures.prepare(scenario, "/bench");
+        let status = || {
+            runtime.block_on(async {
+                let response = prepared.router.clone().oneshot(prepared.request()).await;
+                response.map(|r| r.status()).expect("infallible")
+            })
+        };
         // One request outside the timing: warms the session-version cache and
         // checks the stack admits the prepared request.
-        let status = runtime.block_on(async {
-            let response = prepared.router.clone().oneshot(prepared.request()).await;
-            response.map(|r| r.status()).expect("infallible")
-        });
-        assert!(status.is_success(), "{}: {status}", scenario.name());
+        let before = status();
+        assert!(before.is_success(), "{}: {before}", scenario.name());
         group.bench_function(scenario.name(), |b| {
             b.iter_custom(|iters| {
                 runtime.block_on(async {
@@ -50,6 +53,14 @@ fn bench_router(c: &mut Criterion, fixtures: &Fixtures) {
                 })
             });
         });
+        // And one after: a stack that began refusing (a spent rate limit)
+        // would have timed its refusals.
+        let after = status();
+        assert!(
+            after.is_success(),
+            "{} after timing: {after}",
+            scenario.name()
+        );
     }
     group.finish();
 }

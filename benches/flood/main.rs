@@ -12,12 +12,14 @@
 //! by itself. The numbers measured on the project's machine are in
 //! `docs/reliability.md`.
 
+mod measure;
 mod server;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use server::{Target, memory_kib};
+use measure::memory_kib;
+use server::Target;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

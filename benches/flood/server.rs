@@ -37,6 +37,8 @@ use keystile::session_version::{
 use keystile::tenant::HostTenant;
 use tower::ServiceExt as _;
 
+use crate::measure::sharded;
+
 /// The frozen time of the flood.
 pub const NOW: u64 = 1_700_000_000;
 
@@ -88,14 +90,6 @@ impl Bounds {
             one_time: or(one_time::DEFAULT_MAX_PENDING),
         }
     }
-}
-
-/// The most entries a store on `quick_cache` holds when bounded to `bound`:
-/// quick_cache splits a bound over its shards (their number follows the
-/// core count) and rounds each shard up, so a few more than asked.
-fn sharded(bound: usize) -> usize {
-    let empty = quick_cache::sync::Cache::<(), ()>::new(bound);
-    usize::try_from(empty.capacity()).unwrap_or(usize::MAX)
 }
 
 /// Sizes of every store after a flood, each with its bound.
@@ -369,17 +363,4 @@ async fn consume_reset(State(store): State<Arc<MemoryOneTimeStore>>, token: Stri
         Err(OneTimeError::Backend(_)) => StatusCode::SERVICE_UNAVAILABLE,
         Err(_) => StatusCode::GONE,
     }
-}
-
-/// Resident and peak resident memory of this process, in KiB, from
-/// `/proc/self/status` (`None` where there is no procfs).
-pub fn memory_kib() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
 }

@@ -8,12 +8,14 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum_extra::extract::cookie::{Cookie, Key, SignedCookieJar};
@@ -22,10 +24,12 @@ use keystile::api_key::{ApiKeyLayer, ApiKeys, KeyPrefix, MemoryApiKeyStore, Mint
 use keystile::bearer::{
     BearerLayer, BearerTokens, JwtAlgorithm, JwtVerifier, OidcVerifier, jwt::sign_hs256,
 };
+use keystile::client_ip::ClientIp;
 use keystile::handoff::HandoffLayer;
 use keystile::identity::Principal;
 use keystile::keys::{Keyring, SigningKey};
 use keystile::random::OsRandom;
+use keystile::rate_limit::{KeyBy, Limit, MemoryLimiter, Policy, RateLimitLayer};
 use keystile::replay::MemoryReplayStore;
 use keystile::session::{SessionClaims, SessionCodec, SessionCookies, SessionLayer};
 use keystile::session_version::{
@@ -58,7 +62,7 @@ const OIDC_AUDIENCE: &str = "reports-api";
 const PEER_COOKIE: &str = "session";
 
 /// Every scenario, baseline first.
-pub const ALL: [Scenario; 24] = [
+pub const ALL: [Scenario; 26] = [
     Scenario::Baseline,
     Scenario::NoopLayer,
     Scenario::PassThrough,
@@ -83,10 +87,25 @@ pub const ALL: [Scenario; 24] = [
     Scenario::TowerHttpHeaders,
     Scenario::SecurityHeaders,
     Scenario::IpFilter,
+    Scenario::RateLimitIp,
+    Scenario::TowerGovernorIp,
 ];
 
 /// Networks in the IP filter's allow list.
 pub const CIDRS: usize = 1_000;
+
+/// The peer address a server hands every request of the client-address
+/// scenarios (`ConnectInfo`); inside the IP filter's last network.
+const PEER: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 77), 40_000));
+
+/// The burst of the rate-limit scenarios' per-address policy: more requests
+/// than any run sends from [`PEER`] (criterion sends a few million per
+/// scenario), so none is refused and every measure times admissions.
+pub const RATE_LIMIT_BURST: u32 = 1_000_000_000;
+
+/// Their refill: one request per millisecond, the finest `Limit::per`
+/// accepts.
+pub const RATE_LIMIT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One layer stack in front of the trivial handler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +183,17 @@ pub enum Scenario {
     /// `IpFilterLayer` with an allow list of [`CIDRS`] networks, behind a
     /// map that inserts the peer address (`ConnectInfo`) a server would.
     IpFilter,
+    /// `RateLimitLayer` with one traffic policy over a `MemoryLimiter`,
+    /// keyed by the client address (`KeyBy::ClientIp`, no trusted proxy):
+    /// [`RATE_LIMIT_BURST`] requests, one more every
+    /// [`RATE_LIMIT_INTERVAL`]. Behind the same `ConnectInfo` map as
+    /// [`Scenario::IpFilter`].
+    RateLimitIp,
+    /// The peer crate tower_governor's `GovernorLayer` with the same
+    /// policy (burst and replenish interval), keyed by the peer address
+    /// from `ConnectInfo` (`PeerIpKeyExtractor`), as its README adds it;
+    /// behind the same map.
+    TowerGovernorIp,
 }
 
 impl Scenario {
@@ -194,6 +224,8 @@ impl Scenario {
             Self::TowerHttpHeaders => "tower_http_headers",
             Self::SecurityHeaders => "security_headers",
             Self::IpFilter => "ip_filter",
+            Self::RateLimitIp => "rate_limit_ip",
+            Self::TowerGovernorIp => "tower_governor_ip",
         }
     }
 
@@ -652,22 +684,33 @@ impl Fixtures {
                     .expect("a valid policy");
                 route.layer(keystile::security_headers::SecurityHeadersLayer::strict().csp(csp))
             }
-            Scenario::IpFilter => {
-                let peer = std::net::SocketAddr::from(([192, 0, 2, 77], 40_000));
-                route
-                    .layer(
-                        keystile::ip_filter::IpFilterLayer::new()
-                            .allow(allow_list())
-                            .expect("valid networks"),
-                    )
-                    .layer(tower::util::MapRequestLayer::new(
-                        move |mut request: Request<Body>| {
-                            request
-                                .extensions_mut()
-                                .insert(axum::extract::ConnectInfo(peer));
-                            request
-                        },
-                    ))
+            Scenario::IpFilter => from_peer(
+                route.layer(
+                    keystile::ip_filter::IpFilterLayer::new()
+                        .allow(allow_list())
+                        .expect("valid networks"),
+                ),
+            ),
+            Scenario::RateLimitIp => {
+                let limit = Limit::per(RATE_LIMIT_BURST, RATE_LIMIT_INTERVAL * RATE_LIMIT_BURST)
+                    .expect("1 ms per request");
+                from_peer(route.layer(RateLimitLayer::new(Policy::traffic(
+                    "per-ip",
+                    MemoryLimiter::new(limit),
+                    KeyBy::ClientIp(ClientIp::new()),
+                ))))
+            }
+            Scenario::TowerGovernorIp => {
+                use tower_governor::GovernorLayer;
+                use tower_governor::governor::GovernorConfigBuilder;
+                use tower_governor::key_extractor::PeerIpKeyExtractor;
+                let config = GovernorConfigBuilder::default()
+                    .period(RATE_LIMIT_INTERVAL)
+                    .burst_size(RATE_LIMIT_BURST)
+                    .key_extractor(PeerIpKeyExtractor)
+                    .finish()
+                    .expect("a non-zero burst and period");
+                from_peer(route.layer(GovernorLayer::new(config)))
             }
         };
         Prepared {
@@ -729,6 +772,17 @@ fn allow_list() -> Vec<String> {
         .collect();
     nets.push("192.0.2.0/24".into());
     nets
+}
+
+/// `router` behind a map that inserts [`PEER`] as `ConnectInfo`, as a
+/// router served with `into_make_service_with_connect_info` gets it.
+fn from_peer(router: Router) -> Router {
+    router.layer(tower::util::MapRequestLayer::new(
+        |mut request: Request<Body>| {
+            request.extensions_mut().insert(ConnectInfo(PEER));
+            request
+        },
+    ))
 }
 
 fn tenants() -> HostTenant {

@@ -6,10 +6,13 @@
 //! closed) rather than forgotten, and resident memory grows by less than a
 //! generous documented bound (`docs/reliability.md` has the 1,000,000 run).
 
+#[path = "../flood/measure.rs"]
+mod measure;
 #[path = "../flood/server.rs"]
 mod server;
 
-use server::{Target, memory_kib};
+use measure::memory_kib;
+use server::Target;
 
 /// Requests of each kind.
 const COUNT: usize = 10_000;
