@@ -115,16 +115,26 @@ impl KeyBy {
         Self::Custom(Arc::new(key))
     }
 
-    fn key_of(&self, parts: &http::request::Parts) -> Result<Option<String>, Rejection> {
+    /// The key `parts` is counted under by the policy `policy`: its name
+    /// first, so policies sharing one backend (a Redis prefix) keep apart.
+    fn key_of(
+        &self,
+        policy: &str,
+        parts: &http::request::Parts,
+    ) -> Result<Option<String>, Rejection> {
         Ok(match self {
             Self::ClientIp(resolver) => {
                 let ip = resolver
                     .resolve_head(&parts.headers, &parts.extensions)
                     .map_err(client_ip_rejection)?;
-                Some(format!("ip:{ip}"))
+                Some(format!("{policy}:ip:{ip}"))
             }
             Self::Principal => match parts.extensions.get::<Principal>() {
-                Some(who) => Some(format!("principal:{}:{}", who.method(), who.subject)),
+                Some(who) => Some(format!(
+                    "{policy}:principal:{}:{}",
+                    who.method(),
+                    who.subject
+                )),
                 // An auth layer ran and found nobody: the policy does not
                 // apply. No auth layer at all is a wiring mistake.
                 None if LayersSeen::any(&parts.extensions) => None,
@@ -145,15 +155,15 @@ impl KeyBy {
                         hash.update(more.as_bytes());
                     }
                     let digest: [u8; 32] = hash.finalize().into();
-                    let mut key = String::from("header:");
+                    let mut key = format!("{policy}:header:");
                     for byte in digest {
                         let _ = write!(key, "{byte:02x}");
                     }
                     key
                 })
             }
-            Self::Global => Some("global".to_owned()),
-            Self::Custom(key) => key(parts).map(|key| format!("custom:{key}")),
+            Self::Global => Some(format!("{policy}:global")),
+            Self::Custom(key) => key(parts).map(|key| format!("{policy}:custom:{key}")),
         })
     }
 }
@@ -199,6 +209,10 @@ pub struct Policy {
     limiter: Arc<dyn Limiter>,
     key: KeyBy,
     on_failure: OnFailure,
+    /// The name as a structured-field string, written once.
+    quoted: String,
+    /// This policy's `RateLimit-Policy` item, written once.
+    described: String,
 }
 
 impl Policy {
@@ -221,11 +235,21 @@ impl Policy {
         key: KeyBy,
         on_failure: OnFailure,
     ) -> Self {
+        let name = name.into();
+        let quoted = quoted(&name);
+        let limit = limiter.limit();
+        let described = format!(
+            "{quoted};q={};w={}",
+            limit.requests(),
+            whole_seconds(limit.window()).max(1)
+        );
         Self {
-            name: name.into(),
+            name,
             limiter,
             key,
             on_failure,
+            quoted,
+            described,
         }
     }
 
@@ -256,23 +280,44 @@ pub struct RateLimitLayer {
 struct Config {
     policies: Vec<Policy>,
     legacy_headers: bool,
+    /// `RateLimit-Policy` when every policy applies (the usual case).
+    all_policies: HeaderValue,
+}
+
+impl Config {
+    fn new(policies: Vec<Policy>, legacy_headers: bool) -> Self {
+        let all_policies = describe(policies.iter());
+        Self {
+            policies,
+            legacy_headers,
+            all_policies,
+        }
+    }
+}
+
+/// The `RateLimit-Policy` value naming `policies`.
+fn describe<'a>(policies: impl Iterator<Item = &'a Policy>) -> HeaderValue {
+    let text = policies
+        .map(|policy| policy.described.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    HeaderValue::try_from(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
 impl RateLimitLayer {
     /// A layer enforcing `policy`.
     pub fn new(policy: Policy) -> Self {
         Self {
-            config: Arc::new(Config {
-                policies: vec![policy],
-                legacy_headers: false,
-            }),
+            config: Arc::new(Config::new(vec![policy], false)),
         }
     }
 
     /// Enforces `policy` too, after the ones before it.
     #[must_use]
     pub fn policy(mut self, policy: Policy) -> Self {
-        Arc::make_mut(&mut self.config).policies.push(policy);
+        let mut policies = self.config.policies.clone();
+        policies.push(policy);
+        self.config = Arc::new(Config::new(policies, self.config.legacy_headers));
         self
     }
 
@@ -288,109 +333,118 @@ impl RateLimitLayer {
 
 /// The verdict on one request, before the inner service runs.
 enum Verdict {
-    /// Go on; the headers to add to the response.
-    Pass(HeaderMap),
+    /// Go on; what to tell the client on the response.
+    Pass(Report),
     /// Answer this instead.
     Stop(Response),
 }
 
+/// The budgets a response reports: which policies applied, and the
+/// decision of the one closest to its limit.
+struct Report {
+    /// `RateLimit-Policy`, or `None` when no policy applied.
+    policies: Option<HeaderValue>,
+    tightest: Option<(usize, Decision)>,
+}
+
 impl Config {
     async fn decide(&self, parts: &http::request::Parts) -> Verdict {
-        let mut applied: Vec<(&Policy, Decision)> = Vec::with_capacity(self.policies.len());
-        for policy in &self.policies {
-            let key = match policy.key.key_of(parts) {
+        // Indices of the policies that applied, kept only once one did not.
+        let mut applied: Option<Vec<usize>> = None;
+        let mut tightest: Option<(usize, Decision)> = None;
+        let mut any = false;
+        for (index, policy) in self.policies.iter().enumerate() {
+            let key = match policy.key.key_of(&policy.name, parts) {
                 Ok(Some(key)) => key,
-                Ok(None) => continue,
+                Ok(None) => {
+                    applied.get_or_insert_with(|| (0..index).collect());
+                    continue;
+                }
                 Err(rejection) => return Verdict::Stop(IntoResponse::into_response(rejection)),
             };
-            // Policies sharing one backend (a Redis prefix) keep apart.
-            match policy
-                .limiter
-                .check(&format!("{}:{key}", policy.name))
-                .await
-            {
-                Ok(decision) if decision.allowed => applied.push((policy, decision)),
+            match policy.limiter.check(&key).await {
                 Ok(decision) => {
-                    applied.push((policy, decision));
-                    let seconds = whole_seconds(decision.retry_after).max(1);
-                    let mut response = IntoResponse::into_response(
-                        Rejection::new(Reason::RateLimited, SOURCE)
-                            .with_retry_after(u32::try_from(seconds).unwrap_or(u32::MAX)),
-                    );
-                    response
-                        .headers_mut()
-                        .extend(self.headers(&applied, Some(applied.len() - 1)));
-                    return Verdict::Stop(response);
+                    any = true;
+                    if let Some(applied) = &mut applied {
+                        applied.push(index);
+                    }
+                    // The policy closest to its limit is the one a client
+                    // should heed; a refusal is that one.
+                    if !decision.allowed
+                        || tightest.is_none_or(|(_, t)| decision.remaining < t.remaining)
+                    {
+                        tightest = Some((index, decision));
+                    }
+                    if !decision.allowed {
+                        let seconds = whole_seconds(decision.retry_after).max(1);
+                        let mut response = IntoResponse::into_response(
+                            Rejection::new(Reason::RateLimited, SOURCE)
+                                .with_retry_after(u32::try_from(seconds).unwrap_or(u32::MAX)),
+                        );
+                        let report = self.report(applied.as_deref(), any, tightest);
+                        self.write(&report, response.headers_mut());
+                        return Verdict::Stop(response);
+                    }
                 }
-                Err(error) => match policy.on_failure {
-                    OnFailure::FailClosed => {
-                        tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; refusing (fail closed)");
-                        return Verdict::Stop(IntoResponse::into_response(Rejection::new(
-                            Reason::BackendUnavailable,
-                            SOURCE,
-                        )));
+                Err(error) => {
+                    applied.get_or_insert_with(|| (0..index).collect());
+                    match policy.on_failure {
+                        OnFailure::FailClosed => {
+                            tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; refusing (fail closed)");
+                            return Verdict::Stop(IntoResponse::into_response(Rejection::new(
+                                Reason::BackendUnavailable,
+                                SOURCE,
+                            )));
+                        }
+                        OnFailure::FailOpen => {
+                            tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; letting the request through (fail open)");
+                        }
                     }
-                    OnFailure::FailOpen => {
-                        tracing::warn!(target: "keystile::rate_limit", policy = %policy.name, %error, "limiter failed; letting the request through (fail open)");
-                    }
-                },
+                }
             }
         }
-        // The policy closest to its limit is the one a client should heed.
-        let tightest = applied
-            .iter()
-            .enumerate()
-            .min_by_key(|(_, (_, decision))| decision.remaining)
-            .map(|(index, _)| index);
-        Verdict::Pass(self.headers(&applied, tightest))
+        Verdict::Pass(self.report(applied.as_deref(), any, tightest))
     }
 
-    /// `RateLimit-Policy` for every applied policy, `RateLimit` (and the
-    /// legacy headers) for the one at `named`.
-    fn headers(&self, applied: &[(&Policy, Decision)], named: Option<usize>) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        if applied.is_empty() {
-            return headers;
+    fn report(
+        &self,
+        applied: Option<&[usize]>,
+        any: bool,
+        tightest: Option<(usize, Decision)>,
+    ) -> Report {
+        let policies = match applied {
+            _ if !any => None,
+            // Every policy applied: the value written when the layer was built.
+            None => Some(self.all_policies.clone()),
+            Some(applied) => Some(describe(applied.iter().map(|&index| &self.policies[index]))),
+        };
+        Report { policies, tightest }
+    }
+
+    /// Writes `report` into a response's headers: `RateLimit-Policy`, then
+    /// `RateLimit` (and the legacy headers) for the tightest policy.
+    fn write(&self, report: &Report, headers: &mut HeaderMap) {
+        let Some(policies) = &report.policies else {
+            return;
+        };
+        headers.insert(RATELIMIT_POLICY, policies.clone());
+        let Some((index, decision)) = report.tightest else {
+            return;
+        };
+        let reset = whole_seconds(decision.reset_after);
+        let quoted = &self.policies[index].quoted;
+        let value = format!("{quoted};r={};t={reset}", decision.remaining);
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.insert(RATELIMIT, value);
         }
-        let policies = applied
-            .iter()
-            .map(|(policy, decision)| {
-                format!(
-                    "{};q={};w={}",
-                    quoted(&policy.name),
-                    decision.limit.requests(),
-                    whole_seconds(decision.limit.window()).max(1)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        insert(&mut headers, RATELIMIT_POLICY, policies);
-        if let Some((policy, decision)) = named.and_then(|index| applied.get(index)) {
-            let reset = whole_seconds(decision.reset_after);
-            insert(
-                &mut headers,
-                RATELIMIT,
-                format!(
-                    "{};r={};t={reset}",
-                    quoted(&policy.name),
-                    decision.remaining
-                ),
+        if self.legacy_headers {
+            headers.insert(
+                X_RATELIMIT_LIMIT,
+                HeaderValue::from(decision.limit.requests()),
             );
-            if self.legacy_headers {
-                insert(
-                    &mut headers,
-                    X_RATELIMIT_LIMIT,
-                    decision.limit.requests().to_string(),
-                );
-                insert(
-                    &mut headers,
-                    X_RATELIMIT_REMAINING,
-                    decision.remaining.to_string(),
-                );
-                insert(&mut headers, X_RATELIMIT_RESET, reset.to_string());
-            }
+            headers.insert(X_RATELIMIT_REMAINING, HeaderValue::from(decision.remaining));
+            headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
         }
-        headers
     }
 }
 
@@ -409,12 +463,6 @@ fn quoted(name: &str) -> String {
     }
     out.push('"');
     out
-}
-
-fn insert(headers: &mut HeaderMap, name: HeaderName, value: String) {
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(name, value);
-    }
 }
 
 /// `duration` in whole seconds, rounded up.
@@ -463,9 +511,9 @@ where
             let (parts, body) = request.into_parts();
             match config.decide(&parts).await {
                 Verdict::Stop(response) => Ok(response),
-                Verdict::Pass(headers) => {
+                Verdict::Pass(report) => {
                     let mut response = inner.call(Request::from_parts(parts, body)).await?;
-                    response.headers_mut().extend(headers);
+                    config.write(&report, response.headers_mut());
                     Ok(response)
                 }
             }
@@ -591,7 +639,7 @@ impl ThrottleConfig {
     fn keys_of(&self, parts: &http::request::Parts) -> Result<Vec<(String, bool)>, Rejection> {
         let mut keys = Vec::with_capacity(self.keys.len());
         for key in &self.keys {
-            if let Some(value) = key.key_of(parts)? {
+            if let Some(value) = key.key_of("throttle", parts)? {
                 keys.push((value, matches!(key, KeyBy::ClientIp(_))));
             }
         }

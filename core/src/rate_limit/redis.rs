@@ -16,14 +16,16 @@ use crate::store::redis::bounded;
 /// The key prefix [`RedisLimiter`] uses unless told otherwise.
 pub const DEFAULT_REDIS_RATE_LIMIT_PREFIX: &str = "keystile:rate:";
 
-/// GCRA for one key, in milliseconds on Redis's own clock (`TIME`), so the
-/// instances' clocks do not matter and every instance shares one budget.
-/// The key holds the theoretical arrival time (when the budget is next
-/// full) and expires then. Returns `{allowed, used}`: whether the request
-/// was counted, and how far the budget is from full after it.
+/// GCRA for one key, in microseconds on Redis's own clock (`TIME`), so
+/// the instances' clocks do not matter and every instance shares one
+/// budget; microseconds, so an interval that is not a whole number of
+/// milliseconds is kept exactly. The key holds the theoretical arrival time
+/// (when the budget is next full) and expires then. Returns `{allowed,
+/// used}`: whether the request was counted, and how far (µs) the budget is
+/// from full after it.
 const GCRA: &str = r"
 local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local interval = tonumber(ARGV[1])
 local window = interval * tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1])) or now
@@ -32,7 +34,7 @@ if tat < now then
 end
 local next_tat = tat + interval
 if next_tat - now <= window then
-  redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now)
+  redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
   return {1, next_tat - now}
 end
 return {0, tat - now}
@@ -89,16 +91,16 @@ impl Limiter for RedisLimiter {
     }
 
     async fn check(&self, key: &str) -> Result<Decision, StoreError> {
-        let interval = u64::try_from(self.limit.interval().as_millis()).unwrap_or(u64::MAX);
+        let interval = u64::try_from(self.limit.interval().as_micros()).unwrap_or(u64::MAX);
         let mut invocation = SCRIPT.prepare_invoke();
         invocation
             .key(format!("{}{key}", self.prefix))
             .arg(interval)
             .arg(self.limit.requests());
         let mut connection = self.connection.clone();
-        let (allowed, used): (u8, u64) =
+        let (allowed, used_us): (u8, u64) =
             bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
-        Ok(decision(self.limit, allowed == 1, used))
+        Ok(decision(self.limit, allowed == 1, used_us.div_ceil(1000)))
     }
 }
 
