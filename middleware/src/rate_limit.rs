@@ -127,7 +127,7 @@ impl KeyBy {
                 let ip = resolver
                     .resolve_head(&parts.headers, &parts.extensions)
                     .map_err(client_ip_rejection)?;
-                Some(format!("{policy}:ip:{ip}"))
+                Some(ip_key(policy, ip))
             }
             Self::Principal => match parts.extensions.get::<Principal>() {
                 Some(who) => Some(format!(
@@ -433,7 +433,13 @@ impl Config {
         };
         let reset = whole_seconds(decision.reset_after);
         let quoted = &self.policies[index].quoted;
-        let value = format!("{quoted};r={};t={reset}", decision.remaining);
+        let mut value = String::with_capacity(quoted.len() + 24);
+        value.push_str(quoted);
+        value.push_str(";r=");
+        let mut digits = itoa::Buffer::new();
+        value.push_str(digits.format(decision.remaining));
+        value.push_str(";t=");
+        value.push_str(digits.format(reset));
         if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(RATELIMIT, value);
         }
@@ -446,6 +452,25 @@ impl Config {
             headers.insert(X_RATELIMIT_RESET, HeaderValue::from(reset));
         }
     }
+}
+
+/// The key of a client address under `policy`: the address's bytes in
+/// hex, written without the formatting machinery (this runs on every
+/// request of a per-address policy).
+fn ip_key(policy: &str, ip: std::net::IpAddr) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let octets: &[u8] = match &ip {
+        std::net::IpAddr::V4(v4) => &v4.octets(),
+        std::net::IpAddr::V6(v6) => &v6.octets(),
+    };
+    let mut key = String::with_capacity(policy.len() + 4 + 2 * octets.len());
+    key.push_str(policy);
+    key.push_str(":ip:");
+    for byte in octets {
+        key.push(char::from(HEX[usize::from(byte >> 4)]));
+        key.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    key
 }
 
 /// A structured-field string: the name in quotes, with `"` and `\` escaped.

@@ -95,18 +95,17 @@ impl Limiter for MemoryLimiter {
     }
 
     async fn check(&self, key: &str) -> Result<Decision, StoreError> {
-        let interval = self.limit.interval().as_millis() as u64;
-        let window = interval * u64::from(self.limit.requests());
+        let micros = |duration: Duration| u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        let interval = micros(self.limit.interval());
+        let window = interval.saturating_mul(u64::from(self.limit.requests()));
         Ok(match self.governor.check_key(&key.to_owned()) {
             Ok(state) => {
-                let used =
-                    u64::from(self.limit.requests() - state.remaining_burst_capacity()) * interval;
-                decision(self.limit, true, used)
+                let spent = self.limit.requests() - state.remaining_burst_capacity();
+                decision(self.limit, true, u64::from(spent).saturating_mul(interval))
             }
             Err(not_until) => {
                 let now = Time(Arc::clone(&self.clock)).now();
-                let wait =
-                    u64::try_from(not_until.wait_time_from(now).as_millis()).unwrap_or(u64::MAX);
+                let wait = micros(not_until.wait_time_from(now));
                 decision(self.limit, false, (window - interval).saturating_add(wait))
             }
         })

@@ -138,30 +138,30 @@ pub trait Limiter: Send + Sync + 'static {
     async fn check(&self, key: &str) -> Result<Decision, StoreError>;
 }
 
-/// The [`Decision`] for a key whose budget is `used_ms` milliseconds from
+/// The [`Decision`] for a key whose budget is `used_us` microseconds from
 /// full after this request (GCRA's theoretical arrival time minus now):
-/// both limiters report through this. Redis knows `used_ms` exactly; the
+/// both limiters report through this. Redis knows `used_us` exactly; the
 /// memory limiter knows it to a whole interval (governor reports the
 /// remaining burst), so its `reset_after` can be up to one interval later.
-pub(crate) fn decision(limit: Limit, allowed: bool, used_ms: u64) -> Decision {
-    let interval = u64::try_from(limit.interval().as_millis())
+pub(crate) fn decision(limit: Limit, allowed: bool, used_us: u64) -> Decision {
+    let interval = u64::try_from(limit.interval().as_micros())
         .unwrap_or(u64::MAX)
         .max(1);
     let window = interval.saturating_mul(u64::from(limit.requests()));
-    let free = window.saturating_sub(used_ms);
+    let free = window.saturating_sub(used_us);
     let remaining = u32::try_from(free / interval).unwrap_or(u32::MAX);
     // A request conforms once the budget is at most `window - interval`
     // from full.
     let retry_after = if allowed {
         0
     } else {
-        used_ms.saturating_sub(window - interval)
+        used_us.saturating_sub(window - interval)
     };
     Decision {
         allowed,
         limit,
         remaining,
-        reset_after: Duration::from_millis(used_ms),
-        retry_after: Duration::from_millis(retry_after),
+        reset_after: Duration::from_micros(used_us),
+        retry_after: Duration::from_micros(retry_after),
     }
 }

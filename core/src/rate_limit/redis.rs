@@ -100,7 +100,7 @@ impl Limiter for RedisLimiter {
         let mut connection = self.connection.clone();
         let (allowed, used_us): (u8, u64) =
             bounded(self.timeout, invocation.invoke_async(&mut connection)).await?;
-        Ok(decision(self.limit, allowed == 1, used_us.div_ceil(1000)))
+        Ok(decision(self.limit, allowed == 1, used_us))
     }
 }
 
