@@ -563,6 +563,11 @@ where
 /// account exists: known and unknown usernames are throttled alike. A
 /// failing log is 503: throttling is a defence.
 ///
+/// A failure is counted once the auth layer has answered, so guesses sent
+/// in parallel before the first one fails are all decided: stack a
+/// security [`RateLimitLayer`] policy keyed the same way, whose count is
+/// taken before the request runs, to bound them.
+///
 /// ```
 /// use axum::{Router, routing::get};
 /// use keystile_core::api_key::MemoryApiKeyStore;
