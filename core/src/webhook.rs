@@ -300,7 +300,7 @@ impl WebhookScheme for Stripe {
         let mut ts_text = None;
         let mut tags = Vec::new();
         for item in signature.split(',') {
-            match item.trim().split_once('=') {
+            match item.trim_ascii().split_once('=') {
                 Some(("t", value)) if ts_text.is_none() => ts_text = Some(value),
                 Some(("t", _)) => return Err(WebhookError::Malformed(SIGNATURE)),
                 Some(("v1", value)) if tags.len() < MAX_TAGS => {

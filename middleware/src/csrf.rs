@@ -295,7 +295,7 @@ fn is_form(parts: &Parts) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| {
-            v.trim()
+            v.trim_ascii()
                 .eq_ignore_ascii_case("application/x-www-form-urlencoded")
         })
 }

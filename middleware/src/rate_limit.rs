@@ -609,17 +609,12 @@ impl ThrottleLayer {
     /// Counts failures under `key` too.
     #[must_use]
     pub fn key(mut self, key: KeyBy) -> Self {
-        match Arc::get_mut(&mut self.config) {
-            Some(config) => config.keys.push(key),
-            None => {
-                let mut keys = self.config.keys.clone();
-                keys.push(key);
-                self.config = Arc::new(ThrottleConfig {
-                    log: Arc::clone(&self.config.log),
-                    keys,
-                });
-            }
-        }
+        let mut keys = self.config.keys.clone();
+        keys.push(key);
+        self.config = Arc::new(ThrottleConfig {
+            log: Arc::clone(&self.config.log),
+            keys,
+        });
         self
     }
 }

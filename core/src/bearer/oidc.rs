@@ -641,16 +641,16 @@ fn max_age(headers: &HeaderMap) -> Option<u64> {
     let mut age = None;
     for value in headers.get_all(CACHE_CONTROL) {
         for directive in value.to_str().ok()?.split(',') {
-            let directive = directive.trim();
+            let directive = directive.trim_ascii();
             if directive.eq_ignore_ascii_case("no-store")
                 || directive.eq_ignore_ascii_case("no-cache")
             {
                 return None;
             }
             if let Some((name, seconds)) = directive.split_once('=')
-                && name.trim().eq_ignore_ascii_case("max-age")
+                && name.trim_ascii().eq_ignore_ascii_case("max-age")
             {
-                age = seconds.trim().trim_matches('"').parse().ok();
+                age = seconds.trim_ascii().trim_matches('"').parse().ok();
             }
         }
     }
